@@ -1,0 +1,25 @@
+//! Domain types of confab: chat sessions and messages, the DTOs the services
+//! and HTTP API exchange, and the chat event protocol spoken over WebSocket
+//! and SSE.
+//!
+//! This crate depends on serde (and chrono / uuid for their serde forms)
+//! only, so API clients can reuse it without pulling in a database or a web
+//! framework.
+
+pub mod chat;
+pub mod events;
+pub mod history;
+
+pub use chat::{
+    ChatResponse, ChatSession, Message, MessageRole, Metadata, ParseEnumError, SessionStatus,
+    SourceInfo, Usage,
+};
+pub use events::{AgentKind, ClientMessage, FinishReason, ProtocolError, ServerEvent};
+pub use history::{
+    CleanupReport, ExportFormat, MessagePage, MessageSearchHit, MessageUpdate, NewMessage,
+    NewSession, SessionExport, SessionPage, SessionSearchHit, SessionStatistics, SessionUpdate,
+    UserSessionStats,
+};
+
+/// Identifier of a session or a message: a UUID (v7, time ordered, when we mint it).
+pub type Id = uuid::Uuid;

@@ -1,0 +1,395 @@
+//! Connection enum, pool, migrations and the blocking-call helper.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Key of the PostgreSQL advisory lock held while migrating, so replicas
+/// starting together do not race.
+const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162; // "confab"
+
+/// A connection to either backend. Diesel's query DSL works on the enum;
+/// backend-specific SQL matches on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// A PostgreSQL connection.
+    Pg(PgConnection),
+    /// A SQLite connection.
+    Sqlite(SqliteConnection),
+}
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Where a database lives, parsed from a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Target {
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, a plain file path, or `postgres://` / `postgresql://`.
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target::Postgres(url.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if rest.is_empty() || rest.contains(":memory:") {
+                return Err(StoreError::UnsupportedUrl(format!(
+                    "{url} (in-memory SQLite cannot be pooled; use a file path)"
+                )));
+            }
+            return Ok(Target::Sqlite(PathBuf::from(rest)));
+        }
+        if url.contains("://") {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        Ok(Target::Sqlite(PathBuf::from(url)))
+    }
+
+    /// The backend of this target.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Target::Sqlite(_) => Backend::Sqlite,
+            Target::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// How to open a [`Db`].
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// Database URL (see [`Target::parse`]).
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before [`StoreError::PoolTimeout`].
+    pub connection_timeout: Duration,
+    /// SQLite `busy_timeout`: how long a writer waits for the write lock.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl DbConfig {
+    /// Defaults for `url`: 10 connections, 5 s pool timeout, 10 s busy timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            connection_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// r2d2 manager: opens connections of one target and prepares them (SQLite PRAGMAs).
+#[derive(Debug)]
+pub struct ConnectionManager {
+    target: Target,
+    busy_timeout_ms: u128,
+}
+
+impl ConnectionManager {
+    fn establish(&self) -> Result<DbConnection, diesel::ConnectionError> {
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url).map(DbConnection::Pg),
+            Target::Sqlite(path) => {
+                let path = path.to_string_lossy();
+                let mut conn = SqliteConnection::establish(&path)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA busy_timeout = {};
+                     PRAGMA temp_store = MEMORY;",
+                    self.busy_timeout_ms
+                ))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        std::thread::panicking()
+    }
+}
+
+/// A pooled connection.
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// The database: a connection pool plus what it is connected to. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<ConnectionManager>,
+    backend: Backend,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("state", &self.pool.state())
+            .finish()
+    }
+}
+
+impl Db {
+    /// Opens the database and applies pending migrations. Blocking: from async
+    /// code call [`Db::connect`].
+    pub fn open(config: &DbConfig) -> Result<Self, StoreError> {
+        let target = Target::parse(&config.url)?;
+        if let Target::Sqlite(path) = &target {
+            ensure_parent_dir(path)?;
+        }
+        let backend = target.backend();
+        let manager = ConnectionManager {
+            target,
+            busy_timeout_ms: config.sqlite_busy_timeout.as_millis(),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(config.max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(config.connection_timeout)
+            .build(manager)
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let db = Db {
+            pool,
+            backend,
+            timeout: config.connection_timeout,
+        };
+        let mut conn = db.get()?;
+        run_migrations(&mut conn)?;
+        tracing::debug!(backend = ?backend, "database ready");
+        Ok(db)
+    }
+
+    /// [`Db::open`] on the blocking pool.
+    pub async fn connect(config: DbConfig) -> Result<Self, StoreError> {
+        tokio::task::spawn_blocking(move || Db::open(&config))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The backend this database runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Takes a connection from the pool, waiting at most the configured timeout. Blocking.
+    pub fn get(&self) -> Result<PooledConnection, StoreError> {
+        self.pool
+            .get()
+            .map_err(|_| StoreError::PoolTimeout(self.timeout))
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool, so diesel
+    /// never blocks the async runtime's worker threads.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// Checks the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
+    }
+}
+
+fn ensure_parent_dir(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+fn run_migrations(conn: &mut DbConnection) -> Result<(), StoreError> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Pg(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            applied
+        }
+    };
+    let applied = result.map_err(|e| StoreError::Migration(e.to_string()))?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(())
+}
+
+/// Runs `f` in a write transaction: committed when it returns `Ok`, rolled
+/// back on `Err`. On SQLite the transaction begins `IMMEDIATE`, taking the
+/// write lock first, so a read-then-write never fails on lock upgrade and
+/// concurrent writers wait on `busy_timeout` instead.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        }
+        DbConnection::Pg(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+        }
+    }
+    type Tm = <DbConnection as Connection>::TransactionManager;
+    match f(conn) {
+        Ok(value) => match Tm::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = Tm::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            Tm::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            Target::parse("sqlite://data/confab.db").unwrap(),
+            Target::Sqlite("data/confab.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite:///tmp/x.db").unwrap(),
+            Target::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            Target::parse("./x.db").unwrap(),
+            Target::Sqlite("./x.db".into())
+        );
+        assert_eq!(
+            Target::parse("postgres://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Target::parse("postgresql://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        for bad in ["", "mysql://h/db", "sqlite://", "sqlite::memory:"] {
+            assert!(
+                matches!(Target::parse(bad), Err(StoreError::UnsupportedUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn opens_sqlite_with_pragmas_and_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/t.db");
+        let db = Db::open(&DbConfig::new(format!("sqlite://{}", path.display()))).unwrap();
+        assert_eq!(db.backend(), Backend::Sqlite);
+        assert!(path.exists());
+        let mut conn = db.get().unwrap();
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        let DbConnection::Sqlite(c) = &mut *conn else {
+            panic!("not sqlite")
+        };
+        let rows: Vec<Row> = diesel::sql_query("PRAGMA journal_mode").load(c).unwrap();
+        assert_eq!(rows[0].journal_mode, "wal");
+        #[derive(QueryableByName)]
+        struct Fk {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            foreign_keys: i32,
+        }
+        let fk: Vec<Fk> = diesel::sql_query("PRAGMA foreign_keys").load(c).unwrap();
+        assert_eq!(fk[0].foreign_keys, 1);
+        // Opening again finds nothing to migrate and keeps working.
+        drop(conn);
+        Db::open(&DbConfig::new(path.display().to_string())).unwrap();
+    }
+
+    #[test]
+    fn pool_timeout_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = DbConfig::new(dir.path().join("t.db").display().to_string());
+        cfg.max_connections = 1;
+        cfg.connection_timeout = Duration::from_millis(100);
+        let db = Db::open(&cfg).unwrap();
+        let _held = db.get().unwrap();
+        let Err(err) = db.get() else {
+            panic!("second get should time out")
+        };
+        assert!(matches!(err, StoreError::PoolTimeout(_)));
+        assert_eq!(
+            err.to_string(),
+            "database is busy: no connection available within 100ms"
+        );
+    }
+
+    #[test]
+    fn unreachable_postgres_is_a_connect_error() {
+        let mut cfg = DbConfig::new("postgres://nobody@127.0.0.1:1/none");
+        cfg.connection_timeout = Duration::from_millis(300);
+        let Err(err) = Db::open(&cfg) else {
+            panic!("should fail")
+        };
+        assert!(matches!(err, StoreError::Connect(_)), "{err}");
+    }
+}

@@ -1,0 +1,23 @@
+//! The confab data layer.
+//!
+//! [`Db`] is an r2d2 pool over [`DbConnection`], a diesel `MultiConnection`
+//! enum of SQLite and PostgreSQL, chosen from the database URL. Opening a
+//! [`Db`] applies the embedded migrations of that backend. Diesel is
+//! synchronous: async callers go through [`Db::run`], which runs the closure
+//! on tokio's blocking pool. Writes that read-then-write go through
+//! [`write_transaction`], which on SQLite takes the write lock up front
+//! (`BEGIN IMMEDIATE`) so concurrent writers queue on `busy_timeout`
+//! instead of failing with "database is locked".
+
+mod db;
+mod error;
+pub mod schema;
+
+pub use db::{
+    Backend, ConnectionManager, Db, DbConfig, DbConnection, PooledConnection, Target,
+    write_transaction,
+};
+pub use error::StoreError;
+
+/// Re-export so dependants use the same diesel.
+pub use diesel;
