@@ -1,1 +1,41 @@
-//! placeholder
+//! Sessions and message history for confab (seed 001).
+//!
+//! [`SessionService`] owns the lifecycle of chat sessions; [`HistoryService`]
+//! owns their messages. Both are cheap to clone, async (diesel runs on the
+//! blocking pool through [`confab_store::Db::run`]) and scoped: every call
+//! that takes a user id sees only that user's rows, and another user's
+//! session is simply "not found".
+//!
+//! Full-text search uses FTS5 on SQLite and a `tsvector` + GIN index on
+//! PostgreSQL; both tokenise without stemming, so results agree across
+//! backends. Queries are reduced to plain words before they reach either
+//! engine, so no input can inject search syntax or SQL.
+
+mod config;
+mod cursor;
+mod error;
+mod export;
+mod messages;
+mod raw;
+mod rows;
+mod sessions;
+mod validate;
+
+pub use config::HistoryConfig;
+pub use error::HistoryError;
+pub use export::{ExportedSession, render as render_export};
+pub use messages::HistoryService;
+pub use sessions::SessionService;
+
+use std::sync::Arc;
+
+use confab_store::Db;
+
+/// Both services over one database and configuration.
+pub fn services(db: Db, config: HistoryConfig) -> (SessionService, HistoryService) {
+    let config = Arc::new(config);
+    (
+        SessionService::new(db.clone(), config.clone()),
+        HistoryService::new(db, config),
+    )
+}

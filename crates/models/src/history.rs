@@ -274,3 +274,31 @@ impl SessionExport {
     /// The current format tag.
     pub const FORMAT: &'static str = "confab.session.v1";
 }
+
+/// Query of `SessionService::list_user_sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionQuery {
+    /// Only sessions in this state; default: active and archived (not deleted).
+    #[serde(default)]
+    pub status: Option<crate::chat::SessionStatus>,
+    /// Cursor from a previous page's `next_cursor`.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size (capped by the service).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Query of `HistoryService::get_session_messages`: give at most one of `before` / `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageQuery {
+    /// Messages older than this cursor (`older_cursor` of a page).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Messages newer than this cursor (`newer_cursor` of a page).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Page size (capped by the service).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}

@@ -1,1 +1,177 @@
-//! placeholder
+//! Test helpers for confab crates (dev-only).
+//!
+//! [`TestDb`] gives every test a fresh, migrated database: a temp SQLite
+//! file, or a new PostgreSQL database on the server named by
+//! `TEST_DATABASE_URL`, dropped when the `TestDb` is dropped.
+//! [`backend_tests!`] runs the same async test bodies on both backends.
+//!
+//! Without `TEST_DATABASE_URL` the PostgreSQL variants return early (and
+//! `make test` says so); with `CONFAB_REQUIRE_POSTGRES=1` (set in CI) they
+//! fail instead, so CI can never skip them silently.
+
+use std::time::Duration;
+
+use confab_store::diesel::{Connection, PgConnection, connection::SimpleConnection};
+use confab_store::{Db, DbConfig};
+
+/// Environment variable naming the PostgreSQL server used by tests.
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+/// When set to `1`, a missing `TEST_DATABASE_URL` fails PostgreSQL tests.
+pub const REQUIRE_POSTGRES: &str = "CONFAB_REQUIRE_POSTGRES";
+
+/// A fresh, migrated database that cleans up after itself.
+pub struct TestDb {
+    db: Db,
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// A new SQLite database in a temp directory.
+    pub fn sqlite() -> Self {
+        Self::sqlite_with(|_| {})
+    }
+
+    /// A new SQLite database, with the pool configuration adjusted by `tune`.
+    pub fn sqlite_with(tune: impl FnOnce(&mut DbConfig)) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("confab-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create temp dir: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let mut config = DbConfig::new(url.clone());
+        config.max_connections = 16;
+        tune(&mut config);
+        let db = Db::open(&config).unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+        TestDb {
+            db,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A new PostgreSQL database on `TEST_DATABASE_URL`'s server, or `None`
+    /// when the variable is unset (panics then if `CONFAB_REQUIRE_POSTGRES=1`).
+    pub fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {})
+    }
+
+    /// [`TestDb::postgres`] with the pool configuration adjusted by `tune`.
+    pub fn postgres_with(tune: impl FnOnce(&mut DbConfig)) -> Option<Self> {
+        let Some(admin_url) = std::env::var(TEST_DATABASE_URL)
+            .ok()
+            .filter(|s| !s.is_empty())
+        else {
+            if std::env::var(REQUIRE_POSTGRES).as_deref() == Ok("1") {
+                panic!("{REQUIRE_POSTGRES}=1 but {TEST_DATABASE_URL} is not set");
+            }
+            return None;
+        };
+        let name = format!("confab_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {TEST_DATABASE_URL}: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        let url = with_database(&admin_url, &name);
+        let mut config = DbConfig::new(url.clone());
+        config.max_connections = 16;
+        config.connection_timeout = Duration::from_secs(10);
+        tune(&mut config);
+        let db = Db::open(&config).unwrap_or_else(|e| panic!("cannot open {name}: {e}"));
+        Some(TestDb {
+            db,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            // Best effort: FORCE terminates connections the pool still holds.
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name` (query string kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Runs each listed `async fn NAME(db: Db)` in the calling module on SQLite
+/// and on PostgreSQL, as tests `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let test_db = $crate::TestDb::sqlite();
+                    super::$name(test_db.db().clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(test_db) = $crate::TestDb::postgres() else {
+                        return;
+                    };
+                    super::$name(test_db.db().clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres", "x"),
+            "postgres://u:p@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/postgres?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

@@ -1,0 +1,100 @@
+//! Raw SQL shared by both backends, and the full-text query builders that
+//! must differ between them.
+
+/// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
+pub(crate) fn pg_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Runs one `sql_query` (written with `?` placeholders) on whichever
+/// backend the connection is, binding `type => value` pairs in order.
+macro_rules! raw_load {
+    ($conn:expr, $sql:expr, $row:ty; $($ty:ty => $val:expr),* $(,)?) => {{
+        use diesel::RunQueryDsl as _;
+        match $conn {
+            confab_store::DbConnection::Sqlite(c) => diesel::sql_query($sql)
+                $(.bind::<$ty, _>($val))*
+                .load::<$row>(c),
+            confab_store::DbConnection::Pg(c) => diesel::sql_query($crate::raw::pg_placeholders($sql))
+                $(.bind::<$ty, _>($val))*
+                .load::<$row>(c),
+        }
+    }};
+}
+pub(crate) use raw_load;
+
+/// Most words of a search query that are used.
+const MAX_TOKENS: usize = 32;
+/// Longest word kept (longer ones are cut).
+const MAX_TOKEN_CHARS: usize = 64;
+
+/// The words of a user's search query: runs of letters and digits,
+/// lowercased. Everything else (quotes, operators, SQL) is a separator, so
+/// no input can change the meaning of the full-text query.
+pub(crate) fn search_tokens(query: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let token: String = word.chars().take(MAX_TOKEN_CHARS).collect::<String>().to_lowercase();
+        if !out.contains(&token) {
+            out.push(token);
+        }
+        if out.len() == MAX_TOKENS {
+            break;
+        }
+    }
+    out
+}
+
+/// An FTS5 MATCH expression: every token quoted, all required (`any` = false) or any one.
+pub(crate) fn fts5_match(tokens: &[String], any: bool) -> String {
+    let quoted: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+    quoted.join(if any { " OR " } else { " " })
+}
+
+/// A `to_tsquery` expression: every token quoted, joined by `&` or `|`.
+pub(crate) fn tsquery(tokens: &[String], any: bool) -> String {
+    let quoted: Vec<String> = tokens.iter().map(|t| format!("'{t}'")).collect();
+    quoted.join(if any { " | " } else { " & " })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        assert_eq!(
+            pg_placeholders("a = ? AND b = ? OR c = ?"),
+            "a = $1 AND b = $2 OR c = $3"
+        );
+    }
+
+    #[test]
+    fn tokens_strip_syntax() {
+        assert_eq!(
+            search_tokens(r#""Hello" wor*ld NEAR(a b) -x '; DROP TABLE t; --"#),
+            ["hello", "wor", "ld", "near", "a", "b", "x", "drop", "table", "t"]
+        );
+        assert_eq!(search_tokens("Привет, МИР! שלום"), ["привет", "мир", "שלום"]);
+        assert!(search_tokens(" \"*()-' ").is_empty());
+        assert_eq!(search_tokens(&"word ".repeat(5000)), ["word"]);
+        assert_eq!(search_tokens(&"x".repeat(10_000))[0].len(), 64);
+        assert_eq!(fts5_match(&["a".into(), "b".into()], false), r#""a" "b""#);
+        assert_eq!(fts5_match(&["a".into(), "b".into()], true), r#""a" OR "b""#);
+        assert_eq!(tsquery(&["a".into(), "b".into()], false), "'a' & 'b'");
+    }
+}
