@@ -17,7 +17,11 @@ pub(crate) struct SessionCursor {
 
 impl SessionCursor {
     pub fn encode(&self) -> String {
-        format!("s{}_{}", self.updated_at.and_utc().timestamp_micros(), self.id)
+        format!(
+            "s{}_{}",
+            self.updated_at.and_utc().timestamp_micros(),
+            self.id
+        )
     }
 
     pub fn decode(s: &str) -> Result<Self, HistoryError> {
@@ -63,8 +67,21 @@ mod tests {
         };
         assert_eq!(SessionCursor::decode(&c.encode()).unwrap(), c);
         assert_eq!(decode_seq(&encode_seq(42)).unwrap(), 42);
-        for bad in ["", "s", "s12", "sx_y", "s1_notauuid", "m", "m-1", "mx", "42"] {
-            assert!(SessionCursor::decode(bad).is_err() || decode_seq(bad).is_err(), "{bad}");
+        for bad in [
+            "",
+            "s",
+            "s12",
+            "sx_y",
+            "s1_notauuid",
+            "m",
+            "m-1",
+            "mx",
+            "42",
+        ] {
+            assert!(
+                SessionCursor::decode(bad).is_err() || decode_seq(bad).is_err(),
+                "{bad}"
+            );
         }
         assert!(decode_seq("m-1").is_err());
         assert!(SessionCursor::decode("s99999999999999999999_x").is_err());

@@ -107,9 +107,6 @@ impl HistoryError {
 
     /// Whether the caller's input is at fault (a 4xx-class error).
     pub fn is_client_error(&self) -> bool {
-        matches!(
-            self.code(),
-            "bad_request" | "not_found" | "session_deleted"
-        )
+        matches!(self.code(), "bad_request" | "not_found" | "session_deleted")
     }
 }

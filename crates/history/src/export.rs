@@ -47,7 +47,11 @@ fn slug(title: &str) -> String {
         }
     }
     let out = out.trim_end_matches('-').to_owned();
-    if out.is_empty() { "chat".to_owned() } else { out }
+    if out.is_empty() {
+        "chat".to_owned()
+    } else {
+        out
+    }
 }
 
 /// Renders `doc` in `format`.
@@ -58,10 +62,21 @@ pub fn render(doc: &SessionExport, format: ExportFormat) -> Result<ExportedSessi
         ExportFormat::Markdown => markdown(doc),
         ExportFormat::Txt => text(doc),
     };
-    let short_id: String = doc.session.id.simple().to_string().chars().take(8).collect();
+    let short_id: String = doc
+        .session
+        .id
+        .simple()
+        .to_string()
+        .chars()
+        .take(8)
+        .collect();
     Ok(ExportedSession {
         format,
-        filename: format!("{}-{short_id}.{}", slug(&doc.session.title), format.extension()),
+        filename: format!(
+            "{}-{short_id}.{}",
+            slug(&doc.session.title),
+            format.extension()
+        ),
         content_type: format.content_type(),
         body,
     })

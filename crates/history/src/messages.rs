@@ -286,7 +286,10 @@ impl HistoryService {
                     .select(MessageRow::as_select())
                     .limit(limit as i64 + 1);
                 let (mut rows, more): (Vec<MessageRow>, bool) = if let Some(after) = after {
-                    let mut rows = base.filter(m::seq.gt(after)).order(m::seq.asc()).load(conn)?;
+                    let mut rows = base
+                        .filter(m::seq.gt(after))
+                        .order(m::seq.asc())
+                        .load(conn)?;
                     let more = rows.len() > limit;
                     rows.truncate(limit);
                     rows.reverse();
@@ -356,7 +359,9 @@ impl HistoryService {
         limit: Option<u32>,
     ) -> Result<Vec<MessageSearchHit>, HistoryError> {
         validate::user(user_id)?;
-        let sid = session_id.map(|id| validate::id("session", id)).transpose()?;
+        let sid = session_id
+            .map(|id| validate::id("session", id))
+            .transpose()?;
         let limit = self.config.page_size(limit) as usize;
         let user = user_id.to_owned();
         let query = query.to_owned();
@@ -391,7 +396,10 @@ impl HistoryService {
             validate::content(&self.config, c)?;
         }
         let metadata = match update.metadata {
-            Some(v) => Some(validate::metadata_json(&validate::metadata(&self.config, Some(v))?)),
+            Some(v) => Some(validate::metadata_json(&validate::metadata(
+                &self.config,
+                Some(v),
+            )?)),
             None => None,
         };
         let user = user_id.to_owned();
@@ -424,7 +432,11 @@ impl HistoryService {
     }
 
     /// Deletes a message and keeps the session's `message_count` right.
-    pub async fn delete_message(&self, user_id: &str, message_id: &str) -> Result<(), HistoryError> {
+    pub async fn delete_message(
+        &self,
+        user_id: &str,
+        message_id: &str,
+    ) -> Result<(), HistoryError> {
         validate::user(user_id)?;
         let mid = validate::id("message", message_id)?;
         let user = user_id.to_owned();
@@ -435,7 +447,8 @@ impl HistoryService {
                     if session.status == SessionStatus::Deleted.as_str() {
                         return Err(HistoryError::SessionDeleted(mid_session(&session)?));
                     }
-                    let n = diesel::delete(m::chat_messages.filter(m::id.eq(&row.id))).execute(conn)?;
+                    let n =
+                        diesel::delete(m::chat_messages.filter(m::id.eq(&row.id))).execute(conn)?;
                     diesel::update(s::chat_sessions.filter(s::id.eq(&session.id)))
                         .set((
                             s::message_count.eq(s::message_count - n as i64),
@@ -487,7 +500,9 @@ impl HistoryService {
                         _ => st.tool_messages += r.n,
                     }
                     let first = r.first_at.map(utc);
-                    if first.is_some() && (st.first_message_at.is_none() || first < st.first_message_at) {
+                    if first.is_some()
+                        && (st.first_message_at.is_none() || first < st.first_message_at)
+                    {
                         st.first_message_at = first;
                     }
                     let last = r.last_at.map(utc);
@@ -544,7 +559,11 @@ impl HistoryService {
 
     /// Imports a JSON export as a new session of `user_id` (new ids, same
     /// title, settings, metadata and messages with their timestamps).
-    pub async fn import_session(&self, user_id: &str, json: &str) -> Result<ChatSession, HistoryError> {
+    pub async fn import_session(
+        &self,
+        user_id: &str,
+        json: &str,
+    ) -> Result<ChatSession, HistoryError> {
         let doc: SessionExport = serde_json::from_str(json)
             .map_err(|e| HistoryError::InvalidImport(format!("not a session export: {e}")))?;
         self.import_document(user_id, doc).await
@@ -581,7 +600,11 @@ impl HistoryService {
             model_id: validate::name("model_id", &src.model_id)?,
             user_id: user_id.to_owned(),
             agent: validate::name("agent", &src.agent)?,
-            course_id: src.course_id.as_deref().map(|c| validate::name("course_id", c)).transpose()?,
+            course_id: src
+                .course_id
+                .as_deref()
+                .map(|c| validate::name("course_id", c))
+                .transpose()?,
             status: match src.status {
                 SessionStatus::Archived => SessionStatus::Archived,
                 _ => SessionStatus::Active,
@@ -607,9 +630,10 @@ impl HistoryService {
                 response_time: msg.response_time,
                 metadata: Some(serde_json::Value::Object(msg.metadata)),
             };
-            rows.push(message_row(cfg, &session_id, new, timestamp).map_err(|e| {
-                HistoryError::InvalidImport(format!("message {}: {e}", i + 1))
-            })?);
+            rows.push(
+                message_row(cfg, &session_id, new, timestamp)
+                    .map_err(|e| HistoryError::InvalidImport(format!("message {}: {e}", i + 1)))?,
+            );
         }
         self.db
             .run(move |conn| {

@@ -48,7 +48,11 @@ pub(crate) fn search_tokens(query: &str) -> Vec<String> {
         if word.is_empty() {
             continue;
         }
-        let token: String = word.chars().take(MAX_TOKEN_CHARS).collect::<String>().to_lowercase();
+        let token: String = word
+            .chars()
+            .take(MAX_TOKEN_CHARS)
+            .collect::<String>()
+            .to_lowercase();
         if !out.contains(&token) {
             out.push(token);
         }
@@ -87,9 +91,14 @@ mod tests {
     fn tokens_strip_syntax() {
         assert_eq!(
             search_tokens(r#""Hello" wor*ld NEAR(a b) -x '; DROP TABLE t; --"#),
-            ["hello", "wor", "ld", "near", "a", "b", "x", "drop", "table", "t"]
+            [
+                "hello", "wor", "ld", "near", "a", "b", "x", "drop", "table", "t"
+            ]
         );
-        assert_eq!(search_tokens("Привет, МИР! שלום"), ["привет", "мир", "שלום"]);
+        assert_eq!(
+            search_tokens("Привет, МИР! שלום"),
+            ["привет", "мир", "שלום"]
+        );
         assert!(search_tokens(" \"*()-' ").is_empty());
         assert_eq!(search_tokens(&"word ".repeat(5000)), ["word"]);
         assert_eq!(search_tokens(&"x".repeat(10_000))[0].len(), 64);

@@ -91,11 +91,18 @@ impl SessionService {
     }
 
     /// Creates a session for `user_id`.
-    pub async fn create(&self, user_id: &str, new: NewSession) -> Result<ChatSession, HistoryError> {
+    pub async fn create(
+        &self,
+        user_id: &str,
+        new: NewSession,
+    ) -> Result<ChatSession, HistoryError> {
         validate::user(user_id)?;
         let cfg = &self.config;
         let title = validate::title(cfg, new.title.as_deref().unwrap_or(&cfg.default_title))?;
-        let model_id = validate::name("model_id", new.model_id.as_deref().unwrap_or(&cfg.default_model))?;
+        let model_id = validate::name(
+            "model_id",
+            new.model_id.as_deref().unwrap_or(&cfg.default_model),
+        )?;
         let agent = validate::name("agent", new.agent.as_deref().unwrap_or("dashboard"))?;
         let course_id = new
             .course_id
@@ -146,7 +153,11 @@ impl SessionService {
     ) -> Result<SessionPage, HistoryError> {
         validate::user(user_id)?;
         let limit = self.config.page_size(query.limit);
-        let cursor = query.cursor.as_deref().map(SessionCursor::decode).transpose()?;
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(SessionCursor::decode)
+            .transpose()?;
         let user = user_id.to_owned();
         self.db
             .run(move |conn| {
@@ -199,7 +210,11 @@ impl SessionService {
         validate::user(user_id)?;
         let id = validate::id("session", session_id)?;
         let cfg = &self.config;
-        let title = update.title.as_deref().map(|t| validate::title(cfg, t)).transpose()?;
+        let title = update
+            .title
+            .as_deref()
+            .map(|t| validate::title(cfg, t))
+            .transpose()?;
         let model_id = update
             .model_id
             .as_deref()
@@ -278,19 +293,34 @@ impl SessionService {
     }
 
     /// Archives a session (idempotent).
-    pub async fn archive(&self, user_id: &str, session_id: &str) -> Result<ChatSession, HistoryError> {
-        self.set_status(user_id, session_id, SessionStatus::Archived).await
+    pub async fn archive(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<ChatSession, HistoryError> {
+        self.set_status(user_id, session_id, SessionStatus::Archived)
+            .await
     }
 
     /// Makes an archived session active again (idempotent).
-    pub async fn unarchive(&self, user_id: &str, session_id: &str) -> Result<ChatSession, HistoryError> {
-        self.set_status(user_id, session_id, SessionStatus::Active).await
+    pub async fn unarchive(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<ChatSession, HistoryError> {
+        self.set_status(user_id, session_id, SessionStatus::Active)
+            .await
     }
 
     /// Soft-deletes a session: it leaves lists and search at once and is
     /// purged by [`SessionService::cleanup_old`] later. Idempotent.
-    pub async fn delete(&self, user_id: &str, session_id: &str) -> Result<ChatSession, HistoryError> {
-        self.set_status(user_id, session_id, SessionStatus::Deleted).await
+    pub async fn delete(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<ChatSession, HistoryError> {
+        self.set_status(user_id, session_id, SessionStatus::Deleted)
+            .await
     }
 
     /// Removes a session and (by cascade) its messages for good.
@@ -431,7 +461,11 @@ impl SessionService {
     /// purges sessions deleted more than `days_old` days ago (with their
     /// messages). In a dry run reports the same ids and changes nothing.
     /// Not user-scoped: an administrative operation.
-    pub async fn cleanup_old(&self, days_old: u32, dry_run: bool) -> Result<CleanupReport, HistoryError> {
+    pub async fn cleanup_old(
+        &self,
+        days_old: u32,
+        dry_run: bool,
+    ) -> Result<CleanupReport, HistoryError> {
         if days_old == 0 {
             return Err(HistoryError::InvalidField {
                 field: "days_old",
@@ -441,7 +475,9 @@ impl SessionService {
         let cutoff = validate::now_naive() - Duration::days(i64::from(days_old));
         self.db
             .run(move |conn| {
-                let ids_in = |conn: &mut DbConnection, status: SessionStatus| -> Result<Vec<String>, HistoryError> {
+                let ids_in = |conn: &mut DbConnection,
+                              status: SessionStatus|
+                 -> Result<Vec<String>, HistoryError> {
                     Ok(s::chat_sessions
                         .filter(s::status.eq(status.as_str()))
                         .filter(s::updated_at.lt(cutoff))

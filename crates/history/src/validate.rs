@@ -178,7 +178,13 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_distinct_errors() {
         let c = HistoryConfig::default();
-        assert!(matches!(id("session", "x"), Err(HistoryError::InvalidId { kind: "session", .. })));
+        assert!(matches!(
+            id("session", "x"),
+            Err(HistoryError::InvalidId {
+                kind: "session",
+                ..
+            })
+        ));
         assert!(matches!(title(&c, "   "), Err(HistoryError::EmptyTitle)));
         assert!(matches!(
             title(&c, &"a".repeat(201)),
@@ -190,7 +196,10 @@ mod tests {
             content(&c, &"a".repeat(64 * 1024 + 1)),
             Err(HistoryError::ContentTooLong { .. })
         ));
-        assert!(matches!(content(&c, "a\0b"), Err(HistoryError::InvalidField { .. })));
+        assert!(matches!(
+            content(&c, "a\0b"),
+            Err(HistoryError::InvalidField { .. })
+        ));
         assert!(matches!(
             metadata(&c, Some(json!([1]))),
             Err(HistoryError::MetadataNotObject("an array"))
@@ -202,7 +211,10 @@ mod tests {
         assert!(metadata(&c, Some(json!(null))).unwrap().is_empty());
         assert!(matches!(
             metadata(&c, Some(json!({"k": "v".repeat(20_000)}))),
-            Err(HistoryError::InvalidField { field: "metadata", .. })
+            Err(HistoryError::InvalidField {
+                field: "metadata",
+                ..
+            })
         ));
         assert!(matches!(user(""), Err(HistoryError::InvalidUser(_))));
         assert!(matches!(user("a\nb"), Err(HistoryError::InvalidUser(_))));

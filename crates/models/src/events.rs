@@ -228,7 +228,9 @@ impl ClientMessage {
                 .map_err(|e| ProtocolError(format!("invalid client message: {e}")));
         }
         match map.get("message") {
-            Some(serde_json::Value::String(s)) => Ok(ClientMessage::ChatMessage { content: s.clone() }),
+            Some(serde_json::Value::String(s)) => {
+                Ok(ClientMessage::ChatMessage { content: s.clone() })
+            }
             Some(_) => Err(ProtocolError("`message` must be a string".into())),
             None => Err(ProtocolError(
                 "frame needs a `type` (init, chat_message, cancel, ping) or a `message`".into(),

@@ -1,4 +1,5 @@
 //! Pins the exact JSON of every chat event and client message.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use chrono::{TimeZone, Utc};
 use confab_models::*;
@@ -195,7 +196,10 @@ fn client_messages_tagged() {
     for (msg, expected) in cases {
         assert_eq!(serde_json::to_value(&msg).unwrap(), expected);
         assert_eq!(ClientMessage::parse(&expected.to_string()).unwrap(), msg);
-        assert_eq!(serde_json::from_value::<ClientMessage>(expected).unwrap(), msg);
+        assert_eq!(
+            serde_json::from_value::<ClientMessage>(expected).unwrap(),
+            msg
+        );
     }
 }
 
@@ -230,8 +234,14 @@ fn malformed_client_frames_are_clear_errors() {
         (r#"{"hello": 1}"#, "needs a `type`"),
         (r#"{"type": "shout"}"#, "invalid client message"),
         (r#"{"type": "chat_message"}"#, "content"),
-        (r#"{"type": "init", "agent": "teacher"}"#, "invalid client message"),
-        (r#"{"type": "init", "session_id": "nope"}"#, "invalid client message"),
+        (
+            r#"{"type": "init", "agent": "teacher"}"#,
+            "invalid client message",
+        ),
+        (
+            r#"{"type": "init", "session_id": "nope"}"#,
+            "invalid client message",
+        ),
     ] {
         let err = ClientMessage::parse(frame).unwrap_err();
         assert!(
