@@ -17,14 +17,7 @@ run:
 	@exit 1
 
 test:
-	@if [ -z "$$TEST_DATABASE_URL" ]; then \
-	  echo "NOTE: TEST_DATABASE_URL is not set: the PostgreSQL suite will be SKIPPED (SQLite only)."; \
-	  echo "      'make test-pg' starts a throwaway PostgreSQL and runs both."; \
-	fi
-	$(CARGO) test --workspace
-	@if [ -z "$$TEST_DATABASE_URL" ]; then \
-	  echo "NOTE: the PostgreSQL suite was SKIPPED (TEST_DATABASE_URL not set); SQLite suite passed."; \
-	fi
+	CARGO=$(CARGO) scripts/test.sh
 
 test-pg:
 	scripts/with-postgres.sh $(MAKE) test
