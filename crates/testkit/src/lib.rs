@@ -9,6 +9,9 @@
 //! `make test` says so); with `CONFAB_REQUIRE_POSTGRES=1` (set in CI) they
 //! fail instead, so CI can never skip them silently.
 
+pub mod fake_llm;
+pub use fake_llm::{FakeLlm, FakeLlmConfig};
+
 use std::time::Duration;
 
 use confab_store::diesel::{Connection, PgConnection, connection::SimpleConnection};
