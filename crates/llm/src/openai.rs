@@ -1,0 +1,634 @@
+//! Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp, LM Studio, LiteLLM.
+//!
+//! `/v1/chat/completions` (JSON and SSE, tool-call deltas merged by index,
+//! `stream_options.include_usage`), `/v1/embeddings`, `/v1/models`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::LlmError;
+use crate::http::{HttpOptions, status_error, transport_error, truncate};
+use crate::retry::RetryPolicy;
+use crate::types::{
+    ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, ModelInfo, Role, ToolCall,
+    Usage,
+};
+use crate::{BoxFuture, ChatModel, ChatStream, EmbeddingModel};
+
+/// A provider for any server speaking the OpenAI chat-completions API.
+#[derive(Debug, Clone)]
+pub struct OpenAiProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Clone)]
+struct Inner {
+    client: reqwest::Client,
+    /// Base URL ending in `/v1` (no trailing slash).
+    base: String,
+    api_key: Option<String>,
+    model: String,
+    embedding_model: String,
+    dimensions: usize,
+    retry: RetryPolicy,
+    options: HttpOptions,
+}
+
+/// `url` normalised to end with `/v1` and no trailing slash.
+fn api_base(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.ends_with("/v1") {
+        url.to_owned()
+    } else {
+        format!("{url}/v1")
+    }
+}
+
+impl OpenAiProvider {
+    /// A provider for the server at `base_url` (with or without `/v1`) and
+    /// the default chat `model`.
+    pub fn new(
+        base_url: &str,
+        api_key: Option<String>,
+        model: impl Into<String>,
+        options: HttpOptions,
+        retry: RetryPolicy,
+    ) -> Result<Self, LlmError> {
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(LlmError::Config(format!(
+                "base URL `{base_url}` must start with http:// or https://"
+            )));
+        }
+        let model = model.into();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: options.client()?,
+                base: api_base(base_url),
+                api_key: api_key.filter(|k| !k.is_empty()),
+                embedding_model: model.clone(),
+                model,
+                dimensions: 0,
+                retry,
+                options,
+            }),
+        })
+    }
+
+    /// The same provider, embedding with `model` into `dimensions`-long vectors.
+    pub fn with_embeddings(mut self, model: impl Into<String>, dimensions: usize) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.embedding_model = model.into();
+        inner.dimensions = dimensions;
+        self
+    }
+
+    /// The API base URL in use (ends with `/v1`).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+}
+
+fn message_json(m: &ChatMessage) -> Value {
+    let role = match m.role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    };
+    let mut v = json!({"role": role, "content": m.content});
+    if m.role == Role::Assistant && !m.tool_calls.is_empty() {
+        if m.content.is_empty() {
+            v["content"] = Value::Null;
+        }
+        v["tool_calls"] = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments.to_string()},
+                })
+            })
+            .collect();
+    }
+    if m.role == Role::Tool {
+        if let Some(id) = &m.tool_call_id {
+            v["tool_call_id"] = json!(id);
+        }
+        if let Some(name) = &m.name {
+            v["name"] = json!(name);
+        }
+    }
+    v
+}
+
+impl Inner {
+    fn model_of(&self, request: &ChatRequest) -> String {
+        request.model.clone().unwrap_or_else(|| self.model.clone())
+    }
+
+    fn body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let mut body = json!({
+            "model": self.model_of(request),
+            "messages": request.messages.iter().map(message_json).collect::<Vec<_>>(),
+            "stream": stream,
+        });
+        if stream {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|t| {
+                    json!({
+                        "type": "function",
+                        "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                    })
+                })
+                .collect();
+        }
+        if let Some(t) = request.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(n) = request.max_tokens {
+            body["max_tokens"] = json!(n);
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = json!(request.stop);
+        }
+        body
+    }
+
+    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        let mut rb = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = &self.api_key {
+            rb = rb.bearer_auth(key);
+        }
+        rb
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, LlmError> {
+        let response = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, "openai request"))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(status_error("openai", response).await)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    #[serde(default)]
+    message: Option<WireMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        Usage::new(u.prompt_tokens, u.completion_tokens)
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamBody {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: Option<StreamDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+/// Parses tool-call arguments; a model that wrote invalid JSON gets its raw
+/// text back as a string, so the caller can tell it so.
+fn parse_arguments(raw: &str) -> Value {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return json!({});
+    }
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+}
+
+/// Tool calls being assembled from stream deltas, keyed by index.
+#[derive(Default)]
+struct ToolCallParts {
+    calls: BTreeMap<usize, (String, String, String)>,
+}
+
+impl ToolCallParts {
+    fn push(&mut self, position: usize, delta: WireToolCall) {
+        let index = delta.index.unwrap_or(position);
+        let entry = self.calls.entry(index).or_default();
+        if let Some(id) = delta.id.filter(|s| !s.is_empty()) {
+            entry.0 = id;
+        }
+        if let Some(f) = delta.function {
+            if let Some(name) = f.name.filter(|s| !s.is_empty()) {
+                entry.1 = name;
+            }
+            if let Some(args) = f.arguments {
+                entry.2.push_str(&args);
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<ToolCall> {
+        std::mem::take(&mut self.calls)
+            .into_iter()
+            .map(|(index, (id, name, args))| ToolCall {
+                id: if id.is_empty() {
+                    format!("call_{index}")
+                } else {
+                    id
+                },
+                name,
+                arguments: parse_arguments(&args),
+            })
+            .collect()
+    }
+}
+
+fn event_error(e: EventStreamError<reqwest::Error>) -> LlmError {
+    match e {
+        EventStreamError::Transport(t) => transport_error(&t, "openai stream"),
+        EventStreamError::Utf8(e) => LlmError::BadResponse(format!("stream is not UTF-8: {e}")),
+        EventStreamError::Parser(e) => LlmError::BadResponse(format!("malformed SSE: {e}")),
+    }
+}
+
+/// Reads an SSE chat-completions body into chunks.
+fn sse_chunks(response: reqwest::Response) -> ChatStream {
+    Box::pin(async_stream::stream! {
+        let mut events = response.bytes_stream().eventsource();
+        let mut parts = ToolCallParts::default();
+        let mut finish: Option<FinishReason> = None;
+        let mut saw_tool_calls = false;
+        let mut done = false;
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(ev) => ev,
+                Err(e) => {
+                    yield Err(event_error(e));
+                    return;
+                }
+            };
+            let data = event.data.trim();
+            if data.is_empty() {
+                continue;
+            }
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            let body: StreamBody = match serde_json::from_str(data) {
+                Ok(b) => b,
+                Err(e) => {
+                    yield Err(LlmError::BadResponse(format!(
+                        "malformed stream event ({e}): {}",
+                        truncate(data, 200)
+                    )));
+                    return;
+                }
+            };
+            if let Some(err) = body.error {
+                let msg = err["message"].as_str().map_or_else(|| err.to_string(), str::to_owned);
+                yield Err(LlmError::Unavailable(format!("openai stream error: {msg}")));
+                return;
+            }
+            for choice in body.choices {
+                if let Some(delta) = choice.delta {
+                    if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                        yield Ok(ChatChunk::Text(text));
+                    }
+                    for (i, call) in delta.tool_calls.into_iter().enumerate() {
+                        parts.push(i, call);
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    finish = Some(FinishReason::from_provider(&reason));
+                    for call in parts.take() {
+                        saw_tool_calls = true;
+                        yield Ok(ChatChunk::ToolCall(call));
+                    }
+                }
+            }
+            if let Some(usage) = body.usage {
+                yield Ok(ChatChunk::Usage(usage.into()));
+            }
+        }
+        if !done && finish.is_none() {
+            yield Err(LlmError::BadResponse(
+                "stream ended before the reply was complete".into(),
+            ));
+            return;
+        }
+        for call in parts.take() {
+            saw_tool_calls = true;
+            yield Ok(ChatChunk::ToolCall(call));
+        }
+        let reason = match finish.unwrap_or(FinishReason::Stop) {
+            FinishReason::Stop if saw_tool_calls => FinishReason::ToolCalls,
+            other => other,
+        };
+        yield Ok(ChatChunk::Finish(reason));
+    })
+}
+
+impl ChatModel for OpenAiProvider {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+
+    fn default_model(&self) -> &str {
+        &self.inner.model
+    }
+
+    fn stream(&self, request: ChatRequest) -> ChatStream {
+        let inner = self.inner.clone();
+        let body = Arc::new(inner.body(&request, true));
+        inner.retry.clone().stream(move || {
+            let inner = inner.clone();
+            let body = body.clone();
+            async move {
+                let response = inner.send(inner.post("/chat/completions", &body)).await?;
+                Ok(sse_chunks(response))
+            }
+        })
+    }
+
+    fn complete(&self, request: ChatRequest) -> BoxFuture<'_, Result<ChatResponse, LlmError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let body = inner.body(&request, false);
+            let text = inner
+                .retry
+                .run(|| async {
+                    let rb = inner
+                        .post("/chat/completions", &body)
+                        .timeout(inner.options.request_timeout);
+                    let response = inner.send(rb).await?;
+                    response
+                        .text()
+                        .await
+                        .map_err(|e| transport_error(&e, "openai response"))
+                })
+                .await?;
+            let parsed: CompletionBody = serde_json::from_str(&text).map_err(|e| {
+                LlmError::BadResponse(format!(
+                    "malformed completion ({e}): {}",
+                    truncate(&text, 200)
+                ))
+            })?;
+            let choice = parsed
+                .choices
+                .into_iter()
+                .next()
+                .ok_or_else(|| LlmError::BadResponse("completion has no choices".into()))?;
+            let message = choice.message.unwrap_or(WireMessage {
+                content: None,
+                tool_calls: Vec::new(),
+            });
+            let mut parts = ToolCallParts::default();
+            for (i, call) in message.tool_calls.into_iter().enumerate() {
+                parts.push(i, call);
+            }
+            let tool_calls = parts.take();
+            let mut finish_reason = choice
+                .finish_reason
+                .as_deref()
+                .map_or(FinishReason::Stop, FinishReason::from_provider);
+            if finish_reason == FinishReason::Stop && !tool_calls.is_empty() {
+                finish_reason = FinishReason::ToolCalls;
+            }
+            Ok(ChatResponse {
+                model: parsed.model.unwrap_or_else(|| inner.model_of(&request)),
+                content: message.content.unwrap_or_default(),
+                tool_calls,
+                usage: parsed.usage.map(Usage::from),
+                finish_reason,
+            })
+        })
+    }
+
+    fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, LlmError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let mut rb = inner
+                .client
+                .get(format!("{}/models", inner.base))
+                .timeout(inner.options.request_timeout);
+            if let Some(key) = &inner.api_key {
+                rb = rb.bearer_auth(key);
+            }
+            let response = inner.send(rb).await?;
+            let v: Value = response
+                .json()
+                .await
+                .map_err(|e| LlmError::BadResponse(format!("malformed model list: {e}")))?;
+            let data = v["data"]
+                .as_array()
+                .ok_or_else(|| LlmError::BadResponse("model list has no `data` array".into()))?;
+            Ok(data
+                .iter()
+                .filter_map(|m| m["id"].as_str())
+                .map(|id| ModelInfo {
+                    id: id.to_owned(),
+                    provider: "openai".to_owned(),
+                })
+                .collect())
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    data: Vec<EmbeddingItem>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    #[serde(default)]
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+impl EmbeddingModel for OpenAiProvider {
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions
+    }
+
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, LlmError>> {
+        Box::pin(async move {
+            if texts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let inner = &self.inner;
+            let body = json!({"model": inner.embedding_model, "input": texts});
+            let text = inner
+                .retry
+                .run(|| async {
+                    let rb = inner
+                        .post("/embeddings", &body)
+                        .timeout(inner.options.request_timeout);
+                    inner
+                        .send(rb)
+                        .await?
+                        .text()
+                        .await
+                        .map_err(|e| transport_error(&e, "openai embeddings"))
+                })
+                .await?;
+            let mut parsed: EmbeddingsBody = serde_json::from_str(&text).map_err(|e| {
+                LlmError::BadResponse(format!(
+                    "malformed embeddings ({e}): {}",
+                    truncate(&text, 200)
+                ))
+            })?;
+            parsed.data.sort_by_key(|d| d.index);
+            check_embeddings(
+                parsed.data.into_iter().map(|d| d.embedding).collect(),
+                texts.len(),
+                inner.dimensions,
+            )
+        })
+    }
+}
+
+/// Checks a provider returned one vector per text, of the expected length
+/// (`expected` 0 = not configured: any consistent length).
+pub(crate) fn check_embeddings(
+    vectors: Vec<Vec<f32>>,
+    count: usize,
+    expected: usize,
+) -> Result<Vec<Vec<f32>>, LlmError> {
+    if vectors.len() != count {
+        return Err(LlmError::BadResponse(format!(
+            "asked for {count} embeddings, got {}",
+            vectors.len()
+        )));
+    }
+    let want = if expected == 0 {
+        vectors.first().map_or(0, Vec::len)
+    } else {
+        expected
+    };
+    if let Some(bad) = vectors.iter().find(|v| v.len() != want) {
+        return Err(LlmError::BadResponse(format!(
+            "embedding has {} dimensions, expected {want}",
+            bad.len()
+        )));
+    }
+    Ok(vectors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(api_base("http://h:1"), "http://h:1/v1");
+        assert_eq!(api_base("http://h:1/v1/"), "http://h:1/v1");
+        assert_eq!(
+            api_base("https://api.openai.com/v1"),
+            "https://api.openai.com/v1"
+        );
+    }
+
+    #[test]
+    fn merges_tool_call_deltas() {
+        let mut parts = ToolCallParts::default();
+        let d = |index, id: Option<&str>, name: Option<&str>, args: &str| WireToolCall {
+            index: Some(index),
+            id: id.map(str::to_owned),
+            function: Some(WireFunction {
+                name: name.map(str::to_owned),
+                arguments: Some(args.to_owned()),
+            }),
+        };
+        parts.push(0, d(0, Some("a"), Some("search"), ""));
+        parts.push(0, d(1, Some("b"), Some("search"), "{\"q\""));
+        parts.push(0, d(0, None, None, "{\"q\": \"x"));
+        parts.push(0, d(1, None, None, ": 2}"));
+        parts.push(0, d(0, None, None, "\"}"));
+        let calls = parts.take();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].id, "a");
+        assert_eq!(calls[0].arguments, json!({"q": "x"}));
+        assert_eq!(calls[1].arguments, json!({"q": 2}));
+        assert_eq!(parse_arguments("{bad"), json!("{bad"));
+        assert_eq!(parse_arguments(""), json!({}));
+    }
+}
