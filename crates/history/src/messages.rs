@@ -65,33 +65,49 @@ struct RoleStats {
     last_at: Option<NaiveDateTime>,
 }
 
+// The user's matches are found with FTS5 alone, filtered by a set of the
+// user's message seqs read from the (session_id, seq) index: no message row
+// is read for a match of another user. The unary `+` keeps FTS5 from
+// turning the IN list into one rowid lookup per message. Rows and snippets
+// are then read for the top hits only.
 const SQLITE_SEARCH: &str = "\
+WITH hits AS ( \
+  SELECT rowid AS seq, bm25(chat_messages_fts) AS rank \
+  FROM chat_messages_fts \
+  WHERE chat_messages_fts MATCH ? \
+    AND +rowid IN (SELECT m.seq FROM chat_messages m WHERE m.session_id IN \
+          (SELECT s.id FROM chat_sessions s WHERE s.user_id = ? AND s.status <> 'deleted' \
+             AND (? IS NULL OR s.id = ?))) \
+  ORDER BY rank, rowid DESC \
+  LIMIT ?) \
 SELECT m.seq, m.id, m.session_id, m.role, m.content, m.timestamp, m.model_id, \
        m.tokens_used, m.response_time, m.metadata, s.title AS session_title, \
        snippet(chat_messages_fts, 0, '<mark>', '</mark>', '…', 24) AS snippet, \
-       -bm25(chat_messages_fts) AS score \
-FROM chat_messages_fts \
-JOIN chat_messages m ON m.seq = chat_messages_fts.rowid \
+       -hits.rank AS score \
+FROM hits \
+JOIN chat_messages_fts ON chat_messages_fts.rowid = hits.seq \
+JOIN chat_messages m ON m.seq = hits.seq \
 JOIN chat_sessions s ON s.id = m.session_id \
-WHERE chat_messages_fts MATCH ? AND s.user_id = ? AND s.status <> 'deleted' \
-  AND (? IS NULL OR m.session_id = ?) \
-ORDER BY bm25(chat_messages_fts), m.seq DESC \
-LIMIT ?";
+WHERE chat_messages_fts MATCH ? \
+ORDER BY hits.rank, hits.seq DESC";
 
-// Ranks in a subquery so ts_headline runs only on the rows returned.
+// The user's session ids are computed once (`= ANY(ARRAY(...))`), so the
+// planner does one GIN scan ANDed with the session index instead of a GIN
+// scan per session; headlines are made for the rows returned only.
 const PG_SEARCH: &str = "\
 SELECT m.seq, m.id, m.session_id, m.role, m.content, m.timestamp, m.model_id, \
-       m.tokens_used, m.response_time, m.metadata, hits.session_title, \
+       m.tokens_used, m.response_time, m.metadata, s.title AS session_title, \
        ts_headline('simple', m.content, to_tsquery('simple', $1), \
          'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet, \
        hits.score \
-FROM (SELECT m.seq, s.title AS session_title, \
-             ts_rank(m.content_tsv, to_tsquery('simple', $1))::float8 AS score \
-      FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
-      WHERE m.content_tsv @@ to_tsquery('simple', $1) AND s.user_id = $2 \
-        AND s.status <> 'deleted' AND ($3::text IS NULL OR m.session_id = $3) \
+FROM (SELECT m.seq, ts_rank(m.content_tsv, to_tsquery('simple', $1))::float8 AS score \
+      FROM chat_messages m \
+      WHERE m.content_tsv @@ to_tsquery('simple', $1) \
+        AND m.session_id = ANY(ARRAY(SELECT id FROM chat_sessions \
+              WHERE user_id = $2 AND status <> 'deleted' AND ($3::text IS NULL OR id = $3))) \
       ORDER BY score DESC, m.seq DESC LIMIT $4) hits \
 JOIN chat_messages m ON m.seq = hits.seq \
+JOIN chat_sessions s ON s.id = m.session_id \
 ORDER BY hits.score DESC, m.seq DESC";
 
 fn run_search(
@@ -103,13 +119,17 @@ fn run_search(
     limit: i64,
 ) -> QueryResult<Vec<HitRow>> {
     match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(SQLITE_SEARCH)
-            .bind::<Text, _>(fts5_match(tokens, any))
-            .bind::<Text, _>(user_id)
-            .bind::<Nullable<Text>, _>(session_id)
-            .bind::<Nullable<Text>, _>(session_id)
-            .bind::<BigInt, _>(limit)
-            .load(c),
+        DbConnection::Sqlite(c) => {
+            let expr = fts5_match(tokens, any);
+            diesel::sql_query(SQLITE_SEARCH)
+                .bind::<Text, _>(&expr)
+                .bind::<Text, _>(user_id)
+                .bind::<Nullable<Text>, _>(session_id)
+                .bind::<Nullable<Text>, _>(session_id)
+                .bind::<BigInt, _>(limit)
+                .bind::<Text, _>(&expr)
+                .load(c)
+        }
         DbConnection::Pg(c) => diesel::sql_query(PG_SEARCH)
             .bind::<Text, _>(tsquery(tokens, any))
             .bind::<Text, _>(user_id)

@@ -1,6 +1,7 @@
 //! Connection enum, pool, migrations and the blocking-call helper.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -92,6 +93,10 @@ pub struct DbConfig {
     pub connection_timeout: Duration,
     /// SQLite `busy_timeout`: how long a writer waits for the write lock.
     pub sqlite_busy_timeout: Duration,
+    /// SQLite: how often a background thread checkpoints the WAL, so
+    /// writers do not pay for checkpoints (and their fsync) on commit.
+    /// `None` leaves checkpointing to SQLite's auto-checkpoint alone.
+    pub sqlite_checkpoint_interval: Option<Duration>,
 }
 
 impl DbConfig {
@@ -102,6 +107,7 @@ impl DbConfig {
             max_connections: 10,
             connection_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(10),
+            sqlite_checkpoint_interval: Some(Duration::from_millis(1000)),
         }
     }
 }
@@ -111,6 +117,8 @@ impl DbConfig {
 pub struct ConnectionManager {
     target: Target,
     busy_timeout_ms: u128,
+    /// WAL pages that trigger a checkpoint inside a committing writer.
+    autocheckpoint_pages: u32,
 }
 
 impl ConnectionManager {
@@ -125,8 +133,9 @@ impl ConnectionManager {
                      PRAGMA synchronous = NORMAL;
                      PRAGMA foreign_keys = ON;
                      PRAGMA busy_timeout = {};
+                     PRAGMA wal_autocheckpoint = {};
                      PRAGMA temp_store = MEMORY;",
-                    self.busy_timeout_ms
+                    self.busy_timeout_ms, self.autocheckpoint_pages
                 ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -162,6 +171,8 @@ pub struct Db {
     pool: r2d2::Pool<ConnectionManager>,
     backend: Backend,
     timeout: Duration,
+    /// Stops the WAL checkpointer thread when the last clone is dropped.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -182,9 +193,20 @@ impl Db {
             ensure_parent_dir(path)?;
         }
         let backend = target.backend();
+        let checkpointer = match (&target, config.sqlite_checkpoint_interval) {
+            (Target::Sqlite(path), Some(every)) => Some(Arc::new(Checkpointer::spawn(
+                path.clone(),
+                every,
+                config.sqlite_busy_timeout.as_millis(),
+            )?)),
+            _ => None,
+        };
         let manager = ConnectionManager {
             target,
             busy_timeout_ms: config.sqlite_busy_timeout.as_millis(),
+            // With the background checkpointer, writers checkpoint only as a
+            // safety valve (~32 MB of WAL); without it, SQLite's default.
+            autocheckpoint_pages: if checkpointer.is_some() { 8000 } else { 1000 },
         };
         let pool = r2d2::Pool::builder()
             .max_size(config.max_connections.max(1))
@@ -196,6 +218,7 @@ impl Db {
             pool,
             backend,
             timeout: config.connection_timeout,
+            _checkpointer: checkpointer,
         };
         let mut conn = db.get()?;
         run_migrations(&mut conn)?;
@@ -243,6 +266,59 @@ impl Db {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
             .await
+    }
+}
+
+/// A thread that checkpoints a SQLite WAL every interval on its own
+/// connection (`PASSIVE`: never blocks readers or writers). It stops when
+/// this handle is dropped.
+struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn spawn(path: PathBuf, every: Duration, busy_timeout_ms: u128) -> Result<Self, StoreError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                let mut conn: Option<SqliteConnection> = None;
+                // Runs until the sender is dropped (recv then reports Disconnected).
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if conn.is_none() {
+                        conn = SqliteConnection::establish(&path.to_string_lossy())
+                            .ok()
+                            .and_then(|mut c| {
+                                c.batch_execute(&format!(
+                                    "PRAGMA busy_timeout = {busy_timeout_ms};"
+                                ))
+                                .ok()
+                                .map(|()| c)
+                            });
+                    }
+                    if let Some(c) = conn.as_mut()
+                        && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        conn = None;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Connect(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

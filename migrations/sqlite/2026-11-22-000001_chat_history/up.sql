@@ -59,3 +59,7 @@ CREATE TRIGGER chat_messages_fts_au AFTER UPDATE OF content ON chat_messages BEG
     VALUES ('delete', old.seq, old.content);
     INSERT INTO chat_messages_fts (rowid, content) VALUES (new.seq, new.content);
 END;
+
+-- Merge FTS segments in larger, rarer steps: each message is its own
+-- transaction, and the default (4) spends much of an insert on merging.
+INSERT INTO chat_messages_fts (chat_messages_fts, rank) VALUES ('automerge', 16);
