@@ -20,6 +20,7 @@ mod config;
 mod error;
 mod fallback;
 mod http;
+mod lines;
 mod ollama;
 mod openai;
 pub mod prompt;

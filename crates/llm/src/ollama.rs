@@ -9,15 +9,13 @@ use serde_json::{Value, json};
 
 use crate::error::LlmError;
 use crate::http::{HttpOptions, status_error, transport_error, truncate};
+use crate::lines::LineBuffer;
 use crate::openai::check_embeddings;
 use crate::retry::RetryPolicy;
 use crate::types::{
     ChatChunk, ChatMessage, ChatRequest, FinishReason, ModelInfo, Role, ToolCall, Usage,
 };
 use crate::{BoxFuture, ChatModel, ChatStream, EmbeddingModel};
-
-/// Longest NDJSON line accepted (guards against a server that never sends a newline).
-const MAX_LINE: usize = 8 * 1024 * 1024;
 
 /// A provider for an Ollama server.
 #[derive(Debug, Clone)]
@@ -244,67 +242,64 @@ fn line_chunks(line: &str, calls_so_far: &mut usize) -> Result<(Vec<ChatChunk>, 
 fn ndjson_chunks(response: reqwest::Response) -> ChatStream {
     Box::pin(async_stream::stream! {
         let mut body = response.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut lines = LineBuffer::default();
         let mut calls = 0usize;
+        let mut out: Vec<ChatChunk> = Vec::new();
         loop {
-            // Handle every complete line in the buffer.
-            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let Ok(line) = std::str::from_utf8(&line) else {
-                    yield Err(LlmError::BadResponse("stream is not UTF-8".into()));
-                    return;
-                };
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                match line_chunks(line, &mut calls) {
-                    Ok((chunks, done)) => {
-                        for c in chunks {
-                            yield Ok(c);
+            // Every complete line in the buffer; Ok(true) once the reply is done.
+            let result = loop {
+                match lines.next_line() {
+                    Ok(Some(line)) if line.trim().is_empty() => {}
+                    Ok(Some(line)) => match line_chunks(line.trim(), &mut calls) {
+                        Ok((chunks, done)) => {
+                            out.extend(chunks);
+                            if done {
+                                break Ok(true);
+                            }
                         }
-                        if done {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        yield Err(e);
-                        return;
-                    }
+                        Err(e) => break Err(e),
+                    },
+                    Ok(None) => break Ok(false),
+                    Err(e) => break Err(e),
                 }
+            };
+            for chunk in out.drain(..) {
+                yield Ok(chunk);
             }
-            if buf.len() > MAX_LINE {
-                yield Err(LlmError::BadResponse("stream line too long".into()));
-                return;
+            match result {
+                Ok(true) => return,
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+                Ok(false) => {}
             }
             match body.next().await {
-                Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => lines.feed(&bytes),
                 Some(Err(e)) => {
                     yield Err(transport_error(&e, "ollama stream"));
                     return;
                 }
                 None => {
                     // A last line without a newline is still a line.
-                    let rest = String::from_utf8_lossy(&buf).trim().to_owned();
-                    if !rest.is_empty() {
-                        match line_chunks(&rest, &mut calls) {
-                            Ok((chunks, done)) => {
-                                for c in chunks {
-                                    yield Ok(c);
-                                }
-                                if done {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                yield Err(e);
-                                return;
-                            }
-                        }
+                    let tail = match lines.rest() {
+                        Ok(rest) if rest.trim().is_empty() => Ok(false),
+                        Ok(rest) => line_chunks(rest.trim(), &mut calls).map(|(chunks, done)| {
+                            out.extend(chunks);
+                            done
+                        }),
+                        Err(e) => Err(e),
+                    };
+                    for chunk in out.drain(..) {
+                        yield Ok(chunk);
                     }
-                    yield Err(LlmError::BadResponse(
-                        "stream ended before the reply was complete".into(),
-                    ));
+                    match tail {
+                        Ok(true) => {}
+                        Ok(false) => yield Err(LlmError::BadResponse(
+                            "stream ended before the reply was complete".into(),
+                        )),
+                        Err(e) => yield Err(e),
+                    }
                     return;
                 }
             }

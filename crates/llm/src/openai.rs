@@ -3,16 +3,17 @@
 //! `/v1/chat/completions` (JSON and SSE, tool-call deltas merged by index,
 //! `stream_options.include_usage`), `/v1/embeddings`, `/v1/models`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::LlmError;
 use crate::http::{HttpOptions, status_error, transport_error, truncate};
+use crate::lines::SseReader;
 use crate::retry::RetryPolicy;
 use crate::types::{
     ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, ModelInfo, Role, ToolCall,
@@ -245,10 +246,12 @@ impl From<WireUsage> for Usage {
     }
 }
 
+/// One SSE event of a streamed completion, borrowing from the event text.
 #[derive(Deserialize)]
-struct StreamBody {
-    #[serde(default)]
-    choices: Vec<StreamChoice>,
+struct StreamBody<'a> {
+    /// The first choice only: we never ask for more than one (`n` = 1).
+    #[serde(default, borrow, rename = "choices", deserialize_with = "first_choice")]
+    choice: Option<StreamChoice<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
     #[serde(default)]
@@ -256,17 +259,17 @@ struct StreamBody {
 }
 
 #[derive(Deserialize)]
-struct StreamChoice {
-    #[serde(default)]
-    delta: Option<StreamDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+struct StreamChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<StreamDelta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct StreamDelta {
-    #[serde(default)]
-    content: Option<String>,
+struct StreamDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
     #[serde(default)]
     tool_calls: Vec<WireToolCall>,
 }
@@ -320,89 +323,185 @@ impl ToolCallParts {
     }
 }
 
-fn event_error(e: EventStreamError<reqwest::Error>) -> LlmError {
-    match e {
-        EventStreamError::Transport(t) => transport_error(&t, "openai stream"),
-        EventStreamError::Utf8(e) => LlmError::BadResponse(format!("stream is not UTF-8: {e}")),
-        EventStreamError::Parser(e) => LlmError::BadResponse(format!("malformed SSE: {e}")),
+/// Reads a `choices` array keeping its first element, without allocating a `Vec`.
+fn first_choice<'de, D>(deserializer: D) -> Result<Option<StreamChoice<'de>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct First;
+    impl<'de> serde::de::Visitor<'de> for First {
+        type Value = Option<StreamChoice<'de>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of choices")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let first = seq.next_element::<StreamChoice<'de>>()?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+    }
+    deserializer.deserialize_any(First)
+}
+
+/// What one SSE event contributes to the stream.
+enum EventOutcome {
+    /// More events follow.
+    Continue,
+    /// `[DONE]`.
+    Done,
+}
+
+/// State of a streamed completion being read.
+#[derive(Default)]
+struct StreamState {
+    parts: ToolCallParts,
+    finish: Option<FinishReason>,
+    saw_tool_calls: bool,
+}
+
+impl StreamState {
+    /// Reads one event's data, pushing the chunks it yields onto `out`.
+    fn event(&mut self, data: &str, out: &mut Vec<ChatChunk>) -> Result<EventOutcome, LlmError> {
+        let data = data.trim();
+        if data.is_empty() {
+            return Ok(EventOutcome::Continue);
+        }
+        if data == "[DONE]" {
+            return Ok(EventOutcome::Done);
+        }
+        let body: StreamBody<'_> = serde_json::from_str(data).map_err(|e| {
+            LlmError::BadResponse(format!(
+                "malformed stream event ({e}): {}",
+                truncate(data, 200)
+            ))
+        })?;
+        if let Some(err) = body.error {
+            let msg = err["message"]
+                .as_str()
+                .map_or_else(|| err.to_string(), str::to_owned);
+            return Err(LlmError::Unavailable(format!("openai stream error: {msg}")));
+        }
+        if let Some(choice) = body.choice {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                    out.push(ChatChunk::Text(text.into_owned()));
+                }
+                for (i, call) in delta.tool_calls.into_iter().enumerate() {
+                    self.parts.push(i, call);
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(FinishReason::from_provider(&reason));
+                self.flush_tool_calls(out);
+            }
+        }
+        if let Some(usage) = body.usage {
+            out.push(ChatChunk::Usage(usage.into()));
+        }
+        Ok(EventOutcome::Continue)
+    }
+
+    fn flush_tool_calls(&mut self, out: &mut Vec<ChatChunk>) {
+        for call in self.parts.take() {
+            self.saw_tool_calls = true;
+            out.push(ChatChunk::ToolCall(call));
+        }
+    }
+
+    /// The closing chunks once the stream is over (`done`: `[DONE]` was seen).
+    fn end(&mut self, done: bool, out: &mut Vec<ChatChunk>) -> Result<(), LlmError> {
+        if !done && self.finish.is_none() {
+            return Err(LlmError::BadResponse(
+                "stream ended before the reply was complete".into(),
+            ));
+        }
+        self.flush_tool_calls(out);
+        let reason = match self.finish.unwrap_or(FinishReason::Stop) {
+            FinishReason::Stop if self.saw_tool_calls => FinishReason::ToolCalls,
+            other => other,
+        };
+        out.push(ChatChunk::Finish(reason));
+        Ok(())
     }
 }
 
 /// Reads an SSE chat-completions body into chunks.
 fn sse_chunks(response: reqwest::Response) -> ChatStream {
     Box::pin(async_stream::stream! {
-        let mut events = response.bytes_stream().eventsource();
-        let mut parts = ToolCallParts::default();
-        let mut finish: Option<FinishReason> = None;
-        let mut saw_tool_calls = false;
+        let mut body = response.bytes_stream();
+        let mut reader = SseReader::default();
+        let mut state = StreamState::default();
+        let mut out: Vec<ChatChunk> = Vec::new();
         let mut done = false;
-        while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(ev) => ev,
-                Err(e) => {
-                    yield Err(event_error(e));
-                    return;
+        'read: loop {
+            let result = loop {
+                match reader.next_event() {
+                    Ok(Some(data)) => match state.event(data, &mut out) {
+                        Ok(EventOutcome::Continue) => {}
+                        Ok(EventOutcome::Done) => {
+                            done = true;
+                            break Ok(true);
+                        }
+                        Err(e) => break Err(e),
+                    },
+                    Ok(None) => break Ok(false),
+                    Err(e) => break Err(e),
                 }
             };
-            let data = event.data.trim();
-            if data.is_empty() {
-                continue;
+            for chunk in out.drain(..) {
+                yield Ok(chunk);
             }
-            if data == "[DONE]" {
-                done = true;
-                break;
-            }
-            let body: StreamBody = match serde_json::from_str(data) {
-                Ok(b) => b,
+            match result {
                 Err(e) => {
-                    yield Err(LlmError::BadResponse(format!(
-                        "malformed stream event ({e}): {}",
-                        truncate(data, 200)
-                    )));
+                    yield Err(e);
                     return;
                 }
-            };
-            if let Some(err) = body.error {
-                let msg = err["message"].as_str().map_or_else(|| err.to_string(), str::to_owned);
-                yield Err(LlmError::Unavailable(format!("openai stream error: {msg}")));
-                return;
+                Ok(true) => break 'read,
+                Ok(false) => {}
             }
-            for choice in body.choices {
-                if let Some(delta) = choice.delta {
-                    if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                        yield Ok(ChatChunk::Text(text));
-                    }
-                    for (i, call) in delta.tool_calls.into_iter().enumerate() {
-                        parts.push(i, call);
-                    }
+            match body.next().await {
+                Some(Ok(bytes)) => reader.feed(&bytes),
+                Some(Err(e)) => {
+                    yield Err(transport_error(&e, "openai stream"));
+                    return;
                 }
-                if let Some(reason) = choice.finish_reason {
-                    finish = Some(FinishReason::from_provider(&reason));
-                    for call in parts.take() {
-                        saw_tool_calls = true;
-                        yield Ok(ChatChunk::ToolCall(call));
+                None => {
+                    let tail = match reader.finish() {
+                        Ok(Some(data)) => state.event(data, &mut out).map(|o| matches!(o, EventOutcome::Done)),
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                    for chunk in out.drain(..) {
+                        yield Ok(chunk);
                     }
+                    match tail {
+                        Ok(d) => done = d,
+                        Err(e) => {
+                            yield Err(e);
+                            return;
+                        }
+                    }
+                    break 'read;
                 }
             }
-            if let Some(usage) = body.usage {
-                yield Ok(ChatChunk::Usage(usage.into()));
+        }
+        match state.end(done, &mut out) {
+            Ok(()) => {
+                for chunk in out.drain(..) {
+                    yield Ok(chunk);
+                }
             }
+            Err(e) => yield Err(e),
         }
-        if !done && finish.is_none() {
-            yield Err(LlmError::BadResponse(
-                "stream ended before the reply was complete".into(),
-            ));
-            return;
-        }
-        for call in parts.take() {
-            saw_tool_calls = true;
-            yield Ok(ChatChunk::ToolCall(call));
-        }
-        let reason = match finish.unwrap_or(FinishReason::Stop) {
-            FinishReason::Stop if saw_tool_calls => FinishReason::ToolCalls,
-            other => other,
-        };
-        yield Ok(ChatChunk::Finish(reason));
     })
 }
 
