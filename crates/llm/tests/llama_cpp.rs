@@ -32,10 +32,24 @@ async fn provider(url: &str) -> OpenAiProvider {
         read_timeout: Duration::from_secs(60),
         ..HttpOptions::default()
     };
-    let probe = OpenAiProvider::new(url, None, "unknown", options.clone(), RetryPolicy::default()).unwrap();
+    let probe = OpenAiProvider::new(
+        url,
+        None,
+        "unknown",
+        options.clone(),
+        RetryPolicy::default(),
+    )
+    .unwrap();
     let models = probe.list_models().await.unwrap();
     assert!(!models.is_empty(), "the server lists its model");
-    OpenAiProvider::new(url, None, models[0].id.clone(), options, RetryPolicy::default()).unwrap()
+    OpenAiProvider::new(
+        url,
+        None,
+        models[0].id.clone(),
+        options,
+        RetryPolicy::default(),
+    )
+    .unwrap()
 }
 
 fn request() -> ChatRequest {
@@ -54,9 +68,15 @@ async fn completes_against_llama_cpp() {
     let p = provider(&url).await;
     let reply = p.complete(request()).await.unwrap();
     assert!(!reply.content.trim().is_empty(), "empty reply: {reply:?}");
-    assert!(matches!(reply.finish_reason, FinishReason::Stop | FinishReason::Length));
+    assert!(matches!(
+        reply.finish_reason,
+        FinishReason::Stop | FinishReason::Length
+    ));
     let usage = reply.usage.expect("llama.cpp reports usage");
-    assert!(usage.prompt_tokens > 5 && usage.completion_tokens > 0, "{usage:?}");
+    assert!(
+        usage.prompt_tokens > 5 && usage.completion_tokens > 0,
+        "{usage:?}"
+    );
     eprintln!("llama.cpp replied: {:?}", reply.content);
 }
 
@@ -76,5 +96,8 @@ async fn streams_against_llama_cpp() {
     }
     assert!(texts.len() >= 2, "streamed in several pieces: {texts:?}");
     assert!(!texts.concat().trim().is_empty());
-    assert!(matches!(finish, Some(FinishReason::Stop | FinishReason::Length)), "{finish:?}");
+    assert!(
+        matches!(finish, Some(FinishReason::Stop | FinishReason::Length)),
+        "{finish:?}"
+    );
 }
