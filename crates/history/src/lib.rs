@@ -16,7 +16,6 @@ mod cursor;
 mod error;
 mod export;
 mod messages;
-mod raw;
 mod rows;
 mod sessions;
 mod validate;

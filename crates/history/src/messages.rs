@@ -19,10 +19,11 @@ use crate::config::HistoryConfig;
 use crate::cursor::{decode_seq, encode_seq};
 use crate::error::HistoryError;
 use crate::export::{self, ExportedSession};
-use crate::raw::{fts5_match, raw_load, search_tokens, tsquery};
 use crate::rows::{MessageRow, NewMessageRow, SessionRow, messages, utc};
 use crate::sessions::{live_session, owned_session};
 use crate::validate;
+use confab_store::raw_load;
+use confab_store::sql::{fts5_match, search_tokens, tsquery};
 
 /// Rows per multi-row INSERT during import (well under SQLite's bind limit).
 const INSERT_BATCH: usize = 500;

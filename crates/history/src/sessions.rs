@@ -18,9 +18,9 @@ use crate::config::HistoryConfig;
 use crate::cursor::SessionCursor;
 use crate::error::HistoryError;
 use crate::messages::search_message_rows;
-use crate::raw::raw_load;
 use crate::rows::{SessionRow, sessions, utc};
 use crate::validate;
+use confab_store::raw_load;
 
 /// Most ids deleted or updated by one statement during cleanup.
 const CLEANUP_BATCH: usize = 500;

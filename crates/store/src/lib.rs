@@ -12,6 +12,7 @@
 mod db;
 mod error;
 pub mod schema;
+pub mod sql;
 
 pub use db::{
     Backend, ConnectionManager, Db, DbConfig, DbConnection, PooledConnection, Target,

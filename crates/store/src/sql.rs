@@ -1,8 +1,9 @@
-//! Raw SQL shared by both backends, and the full-text query builders that
-//! must differ between them.
+//! Raw SQL helpers shared by the domain crates: placeholders for both
+//! backends, [`raw_load!`](crate::raw_load), and full-text query builders
+//! that turn any user input into plain words.
 
 /// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
-pub(crate) fn pg_placeholders(sql: &str) -> String {
+pub fn pg_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
     for ch in sql.chars() {
@@ -19,20 +20,20 @@ pub(crate) fn pg_placeholders(sql: &str) -> String {
 
 /// Runs one `sql_query` (written with `?` placeholders) on whichever
 /// backend the connection is, binding `type => value` pairs in order.
+#[macro_export]
 macro_rules! raw_load {
     ($conn:expr, $sql:expr, $row:ty; $($ty:ty => $val:expr),* $(,)?) => {{
-        use diesel::RunQueryDsl as _;
+        use $crate::diesel::RunQueryDsl as _;
         match $conn {
-            confab_store::DbConnection::Sqlite(c) => diesel::sql_query($sql)
+            $crate::DbConnection::Sqlite(c) => $crate::diesel::sql_query($sql)
                 $(.bind::<$ty, _>($val))*
                 .load::<$row>(c),
-            confab_store::DbConnection::Pg(c) => diesel::sql_query($crate::raw::pg_placeholders($sql))
+            $crate::DbConnection::Pg(c) => $crate::diesel::sql_query($crate::sql::pg_placeholders($sql))
                 $(.bind::<$ty, _>($val))*
                 .load::<$row>(c),
         }
     }};
 }
-pub(crate) use raw_load;
 
 /// Most words of a search query that are used.
 const MAX_TOKENS: usize = 32;
@@ -42,7 +43,7 @@ const MAX_TOKEN_CHARS: usize = 64;
 /// The words of a user's search query: runs of letters and digits,
 /// lowercased. Everything else (quotes, operators, SQL) is a separator, so
 /// no input can change the meaning of the full-text query.
-pub(crate) fn search_tokens(query: &str) -> Vec<String> {
+pub fn search_tokens(query: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for word in query.split(|c: char| !c.is_alphanumeric()) {
         if word.is_empty() {
@@ -64,13 +65,13 @@ pub(crate) fn search_tokens(query: &str) -> Vec<String> {
 }
 
 /// An FTS5 MATCH expression: every token quoted, all required (`any` = false) or any one.
-pub(crate) fn fts5_match(tokens: &[String], any: bool) -> String {
+pub fn fts5_match(tokens: &[String], any: bool) -> String {
     let quoted: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
     quoted.join(if any { " OR " } else { " " })
 }
 
 /// A `to_tsquery` expression: every token quoted, joined by `&` or `|`.
-pub(crate) fn tsquery(tokens: &[String], any: bool) -> String {
+pub fn tsquery(tokens: &[String], any: bool) -> String {
     let quoted: Vec<String> = tokens.iter().map(|t| format!("'{t}'")).collect();
     quoted.join(if any { " | " } else { " & " })
 }
