@@ -30,7 +30,7 @@ case "$cmd" in
   start)
     mkdir -p "$dir"
     if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
-    as_pg "'$bindir/initdb' -D '$dir/data' -U postgres -A trust -E UTF8 --locale=C.UTF-8 >'$dir/initdb.log' 2>&1"
+    as_pg "'$bindir/initdb' -D '$dir/data' -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >'$dir/initdb.log' 2>&1"
     as_pg "'$bindir/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w -t 60 \
       -o \"-c listen_addresses=127.0.0.1 -p $port -k '$dir' -c fsync=off \
           -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start >/dev/null"
