@@ -60,3 +60,76 @@ diesel::table! {
 
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(chat_sessions, chat_messages);
+
+diesel::table! {
+    /// Retrieval collections: one embedding dimension each.
+    rag_collections (name) {
+        /// Collection name (`docs`, `course:<id>`, ...).
+        name -> Text,
+        /// Vector length of every chunk in it.
+        dimensions -> Integer,
+        /// Embedding model that produced them.
+        embedding_model -> Text,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Ingested documents.
+    rag_documents (id) {
+        /// UUID text.
+        id -> Text,
+        /// Owning collection.
+        collection -> Text,
+        /// Where it came from (file path or lesson reference), unique per collection.
+        source -> Text,
+        /// Title.
+        title -> Text,
+        /// Hash of the ingested text: unchanged documents are skipped.
+        content_hash -> Text,
+        /// Number of chunks.
+        chunk_count -> BigInt,
+        /// JSON object text.
+        metadata -> Text,
+        /// First ingestion (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Embedded chunks of documents.
+    rag_chunks (seq) {
+        /// Row id (rowid alias / identity).
+        seq -> BigInt,
+        /// Owning document.
+        document_id -> Text,
+        /// Collection (denormalised for filtering).
+        collection -> Text,
+        /// Position in the document.
+        chunk_index -> Integer,
+        /// Heading path.
+        title -> Text,
+        /// Chunk text.
+        content -> Text,
+        /// Vector length.
+        dimensions -> Integer,
+        /// Little-endian f32 vector.
+        embedding -> Binary,
+    }
+}
+
+diesel::table! {
+    /// Change counter of the retrieval tables.
+    rag_state (id) {
+        /// Always 1.
+        id -> Integer,
+        /// Bumped by every write.
+        version -> BigInt,
+    }
+}
+
+diesel::joinable!(rag_chunks -> rag_documents (document_id));
+diesel::allow_tables_to_appear_in_same_query!(rag_documents, rag_chunks);

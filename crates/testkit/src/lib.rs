@@ -21,6 +21,10 @@ use confab_store::{Db, DbConfig};
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
 /// When set to `1`, a missing `TEST_DATABASE_URL` fails PostgreSQL tests.
 pub const REQUIRE_POSTGRES: &str = "CONFAB_REQUIRE_POSTGRES";
+/// Environment variable naming a PostgreSQL server that has pgvector.
+pub const TEST_PGVECTOR_URL: &str = "TEST_PGVECTOR_URL";
+/// When set to `1`, a missing `TEST_PGVECTOR_URL` fails pgvector tests.
+pub const REQUIRE_PGVECTOR: &str = "CONFAB_REQUIRE_PGVECTOR";
 
 /// A fresh, migrated database that cleans up after itself.
 pub struct TestDb {
@@ -66,18 +70,30 @@ impl TestDb {
 
     /// [`TestDb::postgres`] with the pool configuration adjusted by `tune`.
     pub fn postgres_with(tune: impl FnOnce(&mut DbConfig)) -> Option<Self> {
-        let Some(admin_url) = std::env::var(TEST_DATABASE_URL)
-            .ok()
-            .filter(|s| !s.is_empty())
-        else {
-            if std::env::var(REQUIRE_POSTGRES).as_deref() == Ok("1") {
-                panic!("{REQUIRE_POSTGRES}=1 but {TEST_DATABASE_URL} is not set");
+        Self::server_with(TEST_DATABASE_URL, REQUIRE_POSTGRES, tune)
+    }
+
+    /// A new database on `TEST_PGVECTOR_URL`'s server (PostgreSQL with the
+    /// pgvector extension), or `None` when unset (panics then if
+    /// `CONFAB_REQUIRE_PGVECTOR=1`).
+    pub fn pgvector() -> Option<Self> {
+        Self::server_with(TEST_PGVECTOR_URL, REQUIRE_PGVECTOR, |_| {})
+    }
+
+    fn server_with(
+        url_var: &str,
+        require_var: &str,
+        tune: impl FnOnce(&mut DbConfig),
+    ) -> Option<Self> {
+        let Some(admin_url) = std::env::var(url_var).ok().filter(|s| !s.is_empty()) else {
+            if std::env::var(require_var).as_deref() == Ok("1") {
+                panic!("{require_var}=1 but {url_var} is not set");
             }
             return None;
         };
         let name = format!("confab_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to {TEST_DATABASE_URL}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot connect to {url_var}: {e}"));
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
@@ -134,8 +150,10 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// Runs each listed `async fn NAME(db: Db)` in the calling module on SQLite
-/// and on PostgreSQL, as tests `sqlite::NAME` and `postgres::NAME`.
+/// Runs each listed `async fn NAME(db: Db)` in the calling module on SQLite,
+/// on PostgreSQL and on PostgreSQL with pgvector, as tests `sqlite::NAME`,
+/// `postgres::NAME` and `pgvector::NAME` (the last two return early when
+/// their server is not configured).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -153,6 +171,17 @@ macro_rules! backend_tests {
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(test_db) = $crate::TestDb::postgres() else {
+                        return;
+                    };
+                    super::$name(test_db.db().clone()).await;
+                }
+            )*
+        }
+        mod pgvector {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(test_db) = $crate::TestDb::pgvector() else {
                         return;
                     };
                     super::$name(test_db.db().clone()).await;
