@@ -1,0 +1,483 @@
+//! Database operations of the retrieval tables (synchronous diesel; callers
+//! run them through `Db::run`).
+
+use chrono::NaiveDateTime;
+use confab_store::schema::{rag_chunks, rag_collections, rag_documents, rag_state};
+use confab_store::sql::{fts5_match, tsquery};
+use confab_store::{DbConnection, write_transaction};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+
+use crate::error::RagError;
+
+/// A document row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = rag_documents)]
+pub(crate) struct DocumentRow {
+    pub id: String,
+    pub collection: String,
+    pub source: String,
+    pub title: String,
+    pub content_hash: String,
+    pub chunk_count: i64,
+    pub metadata: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A chunk as written.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = rag_chunks)]
+pub(crate) struct NewChunkRow {
+    pub document_id: String,
+    pub collection: String,
+    pub chunk_index: i32,
+    pub title: String,
+    pub content: String,
+    pub dimensions: i32,
+    pub embedding: Vec<u8>,
+}
+
+/// A chunk with its document, as returned to retrieval.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct ChunkDetail {
+    pub seq: i64,
+    pub chunk_index: i32,
+    pub chunk_title: String,
+    pub content: String,
+    pub collection: String,
+    pub document_id: String,
+    pub source: String,
+    pub document_title: String,
+    pub metadata: String,
+}
+
+/// f32 values as little-endian bytes.
+pub(crate) fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes back to f32 values (a trailing partial value is ignored).
+pub(crate) fn decode_vector(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// A pgvector text literal: `[0.1,0.2,...]`.
+pub(crate) fn vector_literal(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 10 + 2);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push(']');
+    s
+}
+
+/// Records the collection or checks its dimension.
+pub(crate) fn ensure_collection(
+    conn: &mut DbConnection,
+    name: &str,
+    dimensions: usize,
+    model: &str,
+    now: NaiveDateTime,
+) -> Result<bool, RagError> {
+    let existing: Option<i32> = rag_collections::table
+        .filter(rag_collections::name.eq(name))
+        .select(rag_collections::dimensions)
+        .first(conn)
+        .optional()?;
+    match existing {
+        Some(d) if d as usize == dimensions => Ok(false),
+        Some(d) => Err(RagError::DimensionMismatch {
+            collection: name.to_owned(),
+            expected: d as usize,
+            got: dimensions,
+        }),
+        None => {
+            diesel::insert_into(rag_collections::table)
+                .values((
+                    rag_collections::name.eq(name),
+                    rag_collections::dimensions.eq(dimensions as i32),
+                    rag_collections::embedding_model.eq(model),
+                    rag_collections::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        }
+    }
+}
+
+/// The recorded dimension of a collection.
+pub(crate) fn collection_dimensions(
+    conn: &mut DbConnection,
+    name: &str,
+) -> Result<Option<usize>, RagError> {
+    Ok(rag_collections::table
+        .filter(rag_collections::name.eq(name))
+        .select(rag_collections::dimensions)
+        .first::<i32>(conn)
+        .optional()?
+        .map(|d| d as usize))
+}
+
+/// Every recorded dimension.
+pub(crate) fn all_dimensions(conn: &mut DbConnection) -> Result<Vec<usize>, RagError> {
+    let dims: Vec<i32> = rag_collections::table
+        .select(rag_collections::dimensions)
+        .distinct()
+        .load(conn)?;
+    Ok(dims.into_iter().map(|d| d as usize).collect())
+}
+
+/// The content hash of a document, if it exists.
+pub(crate) fn document_hash(
+    conn: &mut DbConnection,
+    collection: &str,
+    source: &str,
+) -> Result<Option<String>, RagError> {
+    Ok(rag_documents::table
+        .filter(rag_documents::collection.eq(collection))
+        .filter(rag_documents::source.eq(source))
+        .select(rag_documents::content_hash)
+        .first(conn)
+        .optional()?)
+}
+
+fn bump_version(conn: &mut DbConnection) -> Result<(), RagError> {
+    diesel::update(rag_state::table.filter(rag_state::id.eq(1)))
+        .set(rag_state::version.eq(rag_state::version + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The change counter.
+pub(crate) fn version(conn: &mut DbConnection) -> Result<i64, RagError> {
+    Ok(rag_state::table
+        .filter(rag_state::id.eq(1))
+        .select(rag_state::version)
+        .first(conn)?)
+}
+
+/// Replaces a document and its chunks in one transaction; `vectors` are
+/// also written to the pgvector column when `pgvector` is on.
+pub(crate) fn replace_document(
+    conn: &mut DbConnection,
+    doc: &DocumentRow,
+    chunks: &[NewChunkRow],
+    vectors: &[Vec<f32>],
+    pgvector: bool,
+) -> Result<bool, RagError> {
+    write_transaction(conn, |conn| {
+        let existed = diesel::delete(
+            rag_documents::table
+                .filter(rag_documents::collection.eq(&doc.collection))
+                .filter(rag_documents::source.eq(&doc.source)),
+        )
+        .execute(conn)?
+            > 0;
+        diesel::insert_into(rag_documents::table)
+            .values(doc)
+            .execute(conn)?;
+        for batch in chunks.chunks(200) {
+            let insert = diesel::insert_into(rag_chunks::table).values(batch);
+            match conn {
+                DbConnection::Sqlite(c) => insert.execute(c)?,
+                DbConnection::Pg(c) => insert.execute(c)?,
+            };
+        }
+        if pgvector && let DbConnection::Pg(c) = conn {
+            for (chunk, v) in chunks.iter().zip(vectors) {
+                diesel::sql_query(
+                    "UPDATE rag_chunks SET embedding_vec = CAST($1 AS vector) \
+                     WHERE document_id = $2 AND chunk_index = $3",
+                )
+                .bind::<Text, _>(vector_literal(v))
+                .bind::<Text, _>(&chunk.document_id)
+                .bind::<Integer, _>(chunk.chunk_index)
+                .execute(c)?;
+            }
+        }
+        bump_version(conn)?;
+        Ok(existed)
+    })
+}
+
+/// Deletes a document (and its chunks); whether it existed.
+pub(crate) fn delete_document(
+    conn: &mut DbConnection,
+    collection: &str,
+    source: &str,
+) -> Result<bool, RagError> {
+    write_transaction(conn, |conn| {
+        let n = diesel::delete(
+            rag_documents::table
+                .filter(rag_documents::collection.eq(collection))
+                .filter(rag_documents::source.eq(source)),
+        )
+        .execute(conn)?;
+        if n > 0 {
+            bump_version(conn)?;
+        }
+        Ok(n > 0)
+    })
+}
+
+/// Sources of a collection that start with `prefix`.
+pub(crate) fn sources_under(
+    conn: &mut DbConnection,
+    collection: &str,
+    prefix: &str,
+) -> Result<Vec<String>, RagError> {
+    let all: Vec<String> = rag_documents::table
+        .filter(rag_documents::collection.eq(collection))
+        .select(rag_documents::source)
+        .load(conn)?;
+    Ok(all.into_iter().filter(|s| s.starts_with(prefix)).collect())
+}
+
+/// Ids and collections of every chunk.
+pub(crate) fn chunk_ids(conn: &mut DbConnection) -> Result<Vec<(i64, String)>, RagError> {
+    Ok(rag_chunks::table
+        .select((rag_chunks::seq, rag_chunks::collection))
+        .load(conn)?)
+}
+
+/// Vectors of the given chunks.
+pub(crate) fn chunk_vectors(
+    conn: &mut DbConnection,
+    seqs: &[i64],
+) -> Result<Vec<(i64, String, Vec<f32>)>, RagError> {
+    let mut out = Vec::with_capacity(seqs.len());
+    for batch in seqs.chunks(500) {
+        let rows: Vec<(i64, String, Vec<u8>)> = rag_chunks::table
+            .filter(rag_chunks::seq.eq_any(batch))
+            .select((
+                rag_chunks::seq,
+                rag_chunks::collection,
+                rag_chunks::embedding,
+            ))
+            .load(conn)?;
+        out.extend(rows.into_iter().map(|(s, c, e)| (s, c, decode_vector(&e))));
+    }
+    Ok(out)
+}
+
+/// Chunks with their documents, in no particular order.
+pub(crate) fn chunk_details(
+    conn: &mut DbConnection,
+    seqs: &[i64],
+) -> Result<Vec<ChunkDetail>, RagError> {
+    Ok(rag_chunks::table
+        .inner_join(rag_documents::table)
+        .filter(rag_chunks::seq.eq_any(seqs))
+        .select((
+            rag_chunks::seq,
+            rag_chunks::chunk_index,
+            rag_chunks::title,
+            rag_chunks::content,
+            rag_chunks::collection,
+            rag_documents::id,
+            rag_documents::source,
+            rag_documents::title,
+            rag_documents::metadata,
+        ))
+        .load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct Ranked {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Double)]
+    score: f64,
+}
+
+/// Keyword search over chunk titles and text (any word), best first.
+pub(crate) fn keyword_search(
+    conn: &mut DbConnection,
+    tokens: &[String],
+    collection: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(i64, f64)>, RagError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Ranked> = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT f.rowid AS seq, -bm25(rag_chunks_fts) AS score FROM rag_chunks_fts f \
+             JOIN rag_chunks c ON c.seq = f.rowid \
+             WHERE rag_chunks_fts MATCH ? AND (? IS NULL OR c.collection = ?) \
+             ORDER BY bm25(rag_chunks_fts) LIMIT ?",
+        )
+        .bind::<Text, _>(fts5_match(tokens, true))
+        .bind::<Nullable<Text>, _>(collection)
+        .bind::<Nullable<Text>, _>(collection)
+        .bind::<BigInt, _>(limit as i64)
+        .load(c)?,
+        DbConnection::Pg(c) => diesel::sql_query(
+            "SELECT seq, ts_rank(content_tsv, to_tsquery('simple', $1))::float8 AS score FROM rag_chunks \
+             WHERE content_tsv @@ to_tsquery('simple', $1) AND ($2::text IS NULL OR collection = $2) \
+             ORDER BY score DESC, seq LIMIT $3",
+        )
+        .bind::<Text, _>(tsquery(tokens, true))
+        .bind::<Nullable<Text>, _>(collection)
+        .bind::<BigInt, _>(limit as i64)
+        .load(c)?,
+    };
+    Ok(rows.into_iter().map(|r| (r.seq, r.score)).collect())
+}
+
+/// Turns pgvector on when the extension can be had: the vector column, a
+/// backfill of rows written without it, and an HNSW index per dimension.
+/// `Ok(false)` (and nothing changed) when the extension is unavailable.
+pub(crate) fn enable_pgvector(conn: &mut DbConnection) -> Result<bool, RagError> {
+    let DbConnection::Pg(c) = conn else {
+        return Ok(false);
+    };
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let installed = |c: &mut diesel::PgConnection| -> Result<bool, RagError> {
+        let rows: Vec<Found> =
+            diesel::sql_query("SELECT COUNT(*) AS n FROM pg_extension WHERE extname = 'vector'")
+                .load(c)?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
+    };
+    if !installed(c)? {
+        let available: Vec<Found> = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pg_available_extensions WHERE name = 'vector'",
+        )
+        .load(c)?;
+        if available.first().is_none_or(|r| r.n <= 0) {
+            return Ok(false);
+        }
+        if let Err(e) = c.batch_execute("CREATE EXTENSION IF NOT EXISTS vector") {
+            tracing::warn!(error = %e, "pgvector is available but cannot be created");
+            return Ok(false);
+        }
+    }
+    c.batch_execute("ALTER TABLE rag_chunks ADD COLUMN IF NOT EXISTS embedding_vec vector")?;
+    // Rows written while pgvector was off.
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = diesel::sql_query(
+            "SELECT seq, embedding FROM rag_chunks WHERE embedding_vec IS NULL ORDER BY seq LIMIT 500",
+        )
+        .load::<SeqBlob>(c)?
+        .into_iter()
+        .map(|r| (r.seq, r.embedding))
+        .collect();
+        if rows.is_empty() {
+            break;
+        }
+        for (seq, blob) in rows {
+            diesel::sql_query(
+                "UPDATE rag_chunks SET embedding_vec = CAST($1 AS vector) WHERE seq = $2",
+            )
+            .bind::<Text, _>(vector_literal(&decode_vector(&blob)))
+            .bind::<BigInt, _>(seq)
+            .execute(c)?;
+        }
+    }
+    for dims in all_dimensions(conn)? {
+        pgvector_index(conn, dims)?;
+    }
+    Ok(true)
+}
+
+#[derive(QueryableByName)]
+struct SeqBlob {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    embedding: Vec<u8>,
+}
+
+/// pgvector's HNSW index covers at most this many dimensions.
+const PGVECTOR_HNSW_MAX_DIMS: usize = 2000;
+
+/// Creates the HNSW index for one dimension (idempotent).
+pub(crate) fn pgvector_index(conn: &mut DbConnection, dims: usize) -> Result<(), RagError> {
+    let DbConnection::Pg(c) = conn else {
+        return Ok(());
+    };
+    if dims > PGVECTOR_HNSW_MAX_DIMS {
+        tracing::warn!(
+            dims,
+            "no HNSW index above {PGVECTOR_HNSW_MAX_DIMS} dimensions: exact scans"
+        );
+        return Ok(());
+    }
+    c.batch_execute(&format!(
+        "CREATE INDEX IF NOT EXISTS rag_chunks_hnsw_{dims} ON rag_chunks \
+         USING hnsw ((embedding_vec::vector({dims})) vector_cosine_ops) WHERE dimensions = {dims}"
+    ))?;
+    Ok(())
+}
+
+/// Nearest chunks by cosine similarity through pgvector, best first.
+pub(crate) fn pgvector_search(
+    conn: &mut DbConnection,
+    query: &[f32],
+    collection: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(i64, f64)>, RagError> {
+    let DbConnection::Pg(c) = conn else {
+        return Ok(Vec::new());
+    };
+    let dims = query.len();
+    let sql = format!(
+        "SELECT seq, (1 - (embedding_vec::vector({dims}) <=> CAST($1 AS vector({dims}))))::float8 AS score \
+         FROM rag_chunks WHERE dimensions = {dims} AND embedding_vec IS NOT NULL \
+           AND ($2::text IS NULL OR collection = $2) \
+         ORDER BY embedding_vec::vector({dims}) <=> CAST($1 AS vector({dims})) LIMIT $3"
+    );
+    let literal = vector_literal(query);
+    let rows: Vec<Ranked> = c
+        .transaction(|c| {
+            // pgvector >= 0.8 keeps scanning when a filter drops candidates; older versions ignore this.
+            if c.batch_execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                .is_err()
+            {
+                return Err(diesel::result::Error::RollbackTransaction);
+            }
+            c.batch_execute("SET LOCAL hnsw.ef_search = 100")?;
+            diesel::sql_query(&sql)
+                .bind::<Text, _>(&literal)
+                .bind::<Nullable<Text>, _>(collection)
+                .bind::<BigInt, _>(limit as i64)
+                .load(c)
+        })
+        .or_else(|e| match e {
+            diesel::result::Error::RollbackTransaction => c.transaction(|c| {
+                c.batch_execute("SET LOCAL hnsw.ef_search = 200")?;
+                diesel::sql_query(&sql)
+                    .bind::<Text, _>(&literal)
+                    .bind::<Nullable<Text>, _>(collection)
+                    .bind::<BigInt, _>(limit as i64)
+                    .load(c)
+            }),
+            other => Err(other),
+        })?;
+    Ok(rows.into_iter().map(|r| (r.seq, r.score)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_round_trip() {
+        let v = vec![0.5f32, -1.25, 3.0e-7, 0.0];
+        assert_eq!(decode_vector(&encode_vector(&v)), v);
+        assert_eq!(vector_literal(&[1.0, -0.5]), "[1,-0.5]");
+    }
+}

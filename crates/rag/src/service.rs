@@ -1,0 +1,746 @@
+//! [`Rag`]: ingestion and retrieval over one database and embedding model.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::Utc;
+use confab_llm::EmbeddingModel;
+use confab_models::{Metadata, SourceInfo};
+use confab_store::sql::search_tokens;
+use confab_store::{Backend, Db};
+use serde_json::json;
+
+use crate::chunk::{Chunk, ChunkConfig};
+use crate::db::{self, ChunkDetail, DocumentRow, NewChunkRow};
+use crate::error::RagError;
+use crate::extract::{self, DocumentKind};
+use crate::flat::Collections;
+
+/// Limits and knobs of ingestion and retrieval.
+#[derive(Debug, Clone)]
+pub struct RagConfig {
+    /// How documents are split.
+    pub chunk: ChunkConfig,
+    /// Texts per embedding call.
+    pub embed_batch: usize,
+    /// Name of the embedding model, recorded per collection.
+    pub embedding_model: String,
+    /// Candidates taken from each retriever before fusion.
+    pub candidates: usize,
+    /// The `k` of reciprocal rank fusion.
+    pub rrf_k: f64,
+    /// On PostgreSQL, use pgvector when the extension can be had.
+    pub use_pgvector: bool,
+}
+
+impl Default for RagConfig {
+    fn default() -> Self {
+        Self {
+            chunk: ChunkConfig::default(),
+            embed_batch: 32,
+            embedding_model: "builtin".into(),
+            candidates: 40,
+            rrf_k: 60.0,
+            use_pgvector: true,
+        }
+    }
+}
+
+/// Which retrievers a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    /// Vector and keyword search fused by reciprocal rank fusion.
+    #[default]
+    Hybrid,
+    /// Vector search only.
+    Vector,
+    /// Keyword search only.
+    Keyword,
+}
+
+/// A search request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Only this collection.
+    pub collection: Option<String>,
+    /// How many sources to return.
+    pub top_k: usize,
+    /// Retrievers to use.
+    pub mode: SearchMode,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            collection: None,
+            top_k: 5,
+            mode: SearchMode::Hybrid,
+        }
+    }
+}
+
+/// What ingesting one document did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Same content as stored: nothing done.
+    Unchanged,
+    /// New document with this many chunks.
+    Added(usize),
+    /// Changed document: its chunks were replaced by this many.
+    Replaced(usize),
+    /// Not ingested, with the reason.
+    Skipped(String),
+}
+
+/// Totals of a folder or file ingestion.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestSummary {
+    /// Files looked at.
+    pub files: usize,
+    /// New documents.
+    pub added: usize,
+    /// Changed documents.
+    pub replaced: usize,
+    /// Documents left as they were.
+    pub unchanged: usize,
+    /// Documents removed because their file is gone.
+    pub removed: usize,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Files skipped, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Progress of a path ingestion, for progress bars.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The walk found this many candidate files.
+    Found(usize),
+    /// One file is done.
+    File {
+        /// Its path.
+        path: &'a str,
+        /// What happened.
+        outcome: &'a IngestOutcome,
+    },
+}
+
+/// The in-memory vector index of the embedded backend, kept in step with
+/// the database through `rag_state.version`.
+struct VectorCache {
+    index: RwLock<Collections>,
+    /// Chunk id -> collection, of what the index holds.
+    known: Mutex<HashMap<i64, String>>,
+    /// The database version the index reflects (`None` before the first load).
+    version: Mutex<Option<i64>>,
+}
+
+/// Ingestion and retrieval. Cheap to clone.
+#[derive(Clone)]
+pub struct Rag {
+    db: Db,
+    embedder: Arc<dyn EmbeddingModel>,
+    config: Arc<RagConfig>,
+    /// `None` when pgvector serves vector search.
+    cache: Option<Arc<VectorCache>>,
+}
+
+impl std::fmt::Debug for Rag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rag")
+            .field("backend", &self.db.backend())
+            .field("pgvector", &self.cache.is_none())
+            .field("dimensions", &self.embedder.dimensions())
+            .finish()
+    }
+}
+
+fn check_collection(name: &str) -> Result<(), RagError> {
+    let n = name.chars().count();
+    if n == 0 || n > 100 || name.chars().any(char::is_control) {
+        return Err(RagError::InvalidCollection(
+            name.chars().take(100).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// Stable hash of what determines a document's chunks and vectors.
+fn content_hash(text: &str, title: &str, config: &RagConfig, dims: usize) -> String {
+    // FNV-1a 128-bit: stable across runs and platforms.
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    let meta = format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}",
+        title, config.chunk.max_tokens, config.chunk.overlap_tokens, config.embedding_model, dims
+    );
+    for b in meta.bytes().chain(text.bytes()) {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    format!("{h:032x}")
+}
+
+impl Rag {
+    /// Retrieval over `db` with `embedder`. On PostgreSQL with pgvector
+    /// available (and `use_pgvector`), vector search runs in the database;
+    /// otherwise from an in-memory index loaded from the chunk rows.
+    pub async fn open(
+        db: Db,
+        embedder: Arc<dyn EmbeddingModel>,
+        config: RagConfig,
+    ) -> Result<Self, RagError> {
+        if embedder.dimensions() == 0 {
+            return Err(RagError::InvalidInput(
+                "the embedding model reports 0 dimensions: configure its vector length".into(),
+            ));
+        }
+        let pgvector = if db.backend() == Backend::Postgres && config.use_pgvector {
+            let on = db.run(db::enable_pgvector).await?;
+            if !on {
+                tracing::warn!(
+                    "pgvector is not available on this PostgreSQL: vector search falls back to an in-memory index"
+                );
+            }
+            on
+        } else {
+            false
+        };
+        let cache = (!pgvector).then(|| {
+            Arc::new(VectorCache {
+                index: RwLock::new(Collections::default()),
+                known: Mutex::new(HashMap::new()),
+                version: Mutex::new(None),
+            })
+        });
+        let rag = Self {
+            db,
+            embedder,
+            config: Arc::new(config),
+            cache,
+        };
+        rag.sync().await?;
+        Ok(rag)
+    }
+
+    /// Whether vector search runs on pgvector.
+    pub fn uses_pgvector(&self) -> bool {
+        self.cache.is_none()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RagConfig {
+        &self.config
+    }
+
+    /// Brings the in-memory index in step with the database (other
+    /// processes, such as the ingest command, may have written).
+    pub async fn sync(&self) -> Result<(), RagError> {
+        let Some(cache) = self.cache.clone() else {
+            return Ok(());
+        };
+        self.db
+            .run(move |conn| {
+                let version = db::version(conn)?;
+                let mut seen = cache
+                    .version
+                    .lock()
+                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
+                if *seen == Some(version) {
+                    return Ok(());
+                }
+                let ids = db::chunk_ids(conn)?;
+                let mut known = cache
+                    .known
+                    .lock()
+                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
+                let present: HashSet<i64> = ids.iter().map(|(id, _)| *id).collect();
+                let gone: Vec<i64> = known
+                    .keys()
+                    .filter(|id| !present.contains(id))
+                    .copied()
+                    .collect();
+                let new: Vec<i64> = ids
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !known.contains_key(id))
+                    .collect();
+                let vectors = db::chunk_vectors(conn, &new)?;
+                let mut index = cache
+                    .index
+                    .write()
+                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
+                for id in &gone {
+                    index.remove(*id);
+                    known.remove(id);
+                }
+                for (id, collection, vector) in vectors {
+                    index
+                        .insert(&collection, id, &vector)
+                        .map_err(|e| RagError::Index(e.to_string()))?;
+                    known.insert(id, collection);
+                }
+                *seen = Some(version);
+                Ok(())
+            })
+            .await
+    }
+
+    /// Embeds texts in batches.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, RagError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.config.embed_batch.max(1)) {
+            let vectors = self.embedder.embed(batch).await?;
+            let dims = self.embedder.dimensions();
+            if let Some(bad) = vectors.iter().find(|v| v.len() != dims) {
+                return Err(RagError::DimensionMismatch {
+                    collection: "(embedding model)".into(),
+                    expected: dims,
+                    got: bad.len(),
+                });
+            }
+            out.extend(vectors);
+        }
+        Ok(out)
+    }
+
+    /// Ingests text given directly (e.g. a lesson) as document `source` of
+    /// `collection`. Unchanged text does nothing; changed text replaces the
+    /// document's chunks.
+    pub async fn ingest_text(
+        &self,
+        collection: &str,
+        source: &str,
+        title: &str,
+        text: &str,
+        kind: DocumentKind,
+        metadata: Metadata,
+    ) -> Result<IngestOutcome, RagError> {
+        check_collection(collection)?;
+        if source.trim().is_empty() {
+            return Err(RagError::InvalidInput(
+                "a document needs a source name".into(),
+            ));
+        }
+        let dims = self.embedder.dimensions();
+        let hash = content_hash(text, title, &self.config, dims);
+        let (c, s) = (collection.to_owned(), source.to_owned());
+        let model = self.config.embedding_model.clone();
+        let stored = self
+            .db
+            .run(move |conn| {
+                // Refuse a dimension change before spending time on embeddings.
+                if let Some(d) = db::collection_dimensions(conn, &c)?
+                    && d != dims
+                {
+                    return Err(RagError::DimensionMismatch {
+                        collection: c,
+                        expected: d,
+                        got: dims,
+                    });
+                }
+                let _ = &model;
+                db::document_hash(conn, &c, &s)
+            })
+            .await?;
+        if stored.as_deref() == Some(hash.as_str()) {
+            return Ok(IngestOutcome::Unchanged);
+        }
+        let chunks: Vec<Chunk> = extract::chunk_document(kind, text, &self.config.chunk);
+        let texts: Vec<String> = chunks
+            .iter()
+            .map(|c| {
+                if c.title.is_empty() {
+                    c.text.clone()
+                } else {
+                    format!("{}\n{}", c.title, c.text)
+                }
+            })
+            .collect();
+        let vectors = self.embed(&texts).await?;
+        let now = Utc::now().naive_utc();
+        let doc = DocumentRow {
+            id: uuid_v7(),
+            collection: collection.to_owned(),
+            source: source.to_owned(),
+            title: if title.trim().is_empty() {
+                source.to_owned()
+            } else {
+                title.trim().to_owned()
+            },
+            content_hash: hash,
+            chunk_count: chunks.len() as i64,
+            metadata: serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
+            created_at: now,
+            updated_at: now,
+        };
+        let rows: Vec<NewChunkRow> = chunks
+            .iter()
+            .zip(&vectors)
+            .map(|(c, v)| NewChunkRow {
+                document_id: doc.id.clone(),
+                collection: collection.to_owned(),
+                chunk_index: c.index as i32,
+                title: c.title.clone(),
+                content: c.text.clone(),
+                dimensions: dims as i32,
+                embedding: db::encode_vector(v),
+            })
+            .collect();
+        let n = rows.len();
+        let pgvector = self.uses_pgvector();
+        let model = self.config.embedding_model.clone();
+        let existed = self
+            .db
+            .run(move |conn| {
+                if db::ensure_collection(conn, &doc.collection, dims, &model, now)? && pgvector {
+                    db::pgvector_index(conn, dims)?;
+                }
+                db::replace_document(conn, &doc, &rows, &vectors, pgvector)
+            })
+            .await?;
+        Ok(if existed {
+            IngestOutcome::Replaced(n)
+        } else {
+            IngestOutcome::Added(n)
+        })
+    }
+
+    /// Removes a document and its chunks; whether it existed.
+    pub async fn delete_document(&self, collection: &str, source: &str) -> Result<bool, RagError> {
+        let (c, s) = (collection.to_owned(), source.to_owned());
+        self.db
+            .run(move |conn| db::delete_document(conn, &c, &s))
+            .await
+    }
+
+    /// Ingests a file, or every supported file under a folder, into
+    /// `collection`. In a folder, documents whose files are gone are removed.
+    /// Binary and unsupported files are skipped with a reason.
+    pub async fn ingest_path(
+        &self,
+        path: &Path,
+        collection: &str,
+        progress: &(dyn Fn(Progress<'_>) + Send + Sync),
+    ) -> Result<IngestSummary, RagError> {
+        check_collection(collection)?;
+        let started = Instant::now();
+        let meta = std::fs::metadata(path).map_err(|source| RagError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let files = if meta.is_dir() {
+            walk(path)?
+        } else {
+            vec![path.to_owned()]
+        };
+        progress(Progress::Found(files.len()));
+        let mut summary = IngestSummary {
+            files: files.len(),
+            ..IngestSummary::default()
+        };
+        let mut seen = HashSet::new();
+        for file in &files {
+            let name = file.to_string_lossy().into_owned();
+            seen.insert(name.clone());
+            let outcome = match std::fs::read(file) {
+                Err(e) => IngestOutcome::Skipped(format!("unreadable: {e}")),
+                Ok(bytes) => match extract::extract_bytes(&name, &bytes) {
+                    Err(skip) => IngestOutcome::Skipped(skip.to_string()),
+                    Ok(doc) => {
+                        let title = doc.title.clone().unwrap_or_else(|| file_stem(file));
+                        let mut md = Metadata::new();
+                        md.insert("path".into(), json!(name));
+                        self.ingest_text(collection, &name, &title, &doc.text, doc.kind, md)
+                            .await?
+                    }
+                },
+            };
+            match &outcome {
+                IngestOutcome::Unchanged => summary.unchanged += 1,
+                IngestOutcome::Added(n) => {
+                    summary.added += 1;
+                    summary.chunks += n;
+                }
+                IngestOutcome::Replaced(n) => {
+                    summary.replaced += 1;
+                    summary.chunks += n;
+                }
+                IngestOutcome::Skipped(why) => {
+                    tracing::info!(file = %name, reason = %why, "skipped");
+                    summary.skipped.push((name.clone(), why.clone()));
+                }
+            }
+            progress(Progress::File {
+                path: &name,
+                outcome: &outcome,
+            });
+        }
+        if meta.is_dir() {
+            let prefix = {
+                let p = path.to_string_lossy().into_owned();
+                if p.ends_with('/') { p } else { format!("{p}/") }
+            };
+            let c = collection.to_owned();
+            let stored = self
+                .db
+                .run(move |conn| db::sources_under(conn, &c, &prefix))
+                .await?;
+            for source in stored.into_iter().filter(|s| !seen.contains(s)) {
+                if self.delete_document(collection, &source).await? {
+                    summary.removed += 1;
+                }
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    /// The best passages for `query` as sources, best first, scores in 0..=1.
+    pub async fn search(
+        &self,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Vec<SourceInfo>, RagError> {
+        if let Some(c) = &options.collection {
+            check_collection(c)?;
+        }
+        let k = options.top_k.clamp(1, 100);
+        let n = self.config.candidates.max(k * 2);
+        let query = query.trim();
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vector_hits = if options.mode != SearchMode::Keyword {
+            self.vector_candidates(query, options.collection.as_deref(), n)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let keyword_hits = if options.mode != SearchMode::Vector {
+            let tokens = keyword_tokens(query);
+            let c = options.collection.clone();
+            self.db
+                .run(move |conn| db::keyword_search(conn, &tokens, c.as_deref(), n))
+                .await?
+        } else {
+            Vec::new()
+        };
+        let fused = fuse(&vector_hits, &keyword_hits, self.config.rrf_k, options.mode);
+        let wanted: Vec<i64> = fused.iter().take(k * 3).map(|(id, _)| *id).collect();
+        let ids = wanted.clone();
+        let details = self
+            .db
+            .run(move |conn| db::chunk_details(conn, &ids))
+            .await?;
+        let by_id: HashMap<i64, ChunkDetail> = details.into_iter().map(|d| (d.seq, d)).collect();
+        let mut out: Vec<SourceInfo> = Vec::with_capacity(k);
+        let mut taken: Vec<(String, i32)> = Vec::new();
+        for (id, score) in fused {
+            let Some(d) = by_id.get(&id) else { continue };
+            // Neighbouring chunks of one document overlap: keep the better one.
+            if taken
+                .iter()
+                .any(|(doc, idx)| *doc == d.document_id && (idx - d.chunk_index).abs() <= 1)
+            {
+                continue;
+            }
+            taken.push((d.document_id.clone(), d.chunk_index));
+            out.push(source_info(d, score));
+            if out.len() == k {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn vector_candidates(
+        &self,
+        query: &str,
+        collection: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<(i64, f64)>, RagError> {
+        let vectors = self.embed(&[query.to_owned()]).await?;
+        let Some(q) = vectors.into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        let c = collection.map(str::to_owned);
+        match &self.cache {
+            None => {
+                self.db
+                    .run(move |conn| db::pgvector_search(conn, &q, c.as_deref(), n))
+                    .await
+            }
+            Some(cache) => {
+                self.sync().await?;
+                let index = cache
+                    .index
+                    .read()
+                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
+                let hits = index
+                    .search(&q, n, c.as_deref())
+                    .map_err(|e| RagError::Index(e.to_string()))?;
+                Ok(hits.into_iter().map(|(id, s)| (id, f64::from(s))).collect())
+            }
+        }
+    }
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem().map_or_else(
+        || p.to_string_lossy().into_owned(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+fn uuid_v7() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Files under `root`, sorted, skipping hidden entries and not following symlinks.
+fn walk(root: &Path) -> Result<Vec<PathBuf>, RagError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| RagError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| RagError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry.file_type().map_err(|source| RagError::Io {
+                path: entry.path(),
+                source,
+            })?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Common words that carry no topic (English and Russian), left out of keyword queries.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "can", "do", "does", "for", "from", "how",
+    "i", "in", "is", "it", "my", "of", "on", "or", "that", "the", "this", "to", "what", "when",
+    "where", "which", "who", "why", "with", "you", "your", "и", "в", "во", "на", "с", "со", "что",
+    "как", "это", "по", "к", "у", "о", "из", "за", "для", "ли", "же", "а", "но", "не", "то", "мне",
+    "я",
+];
+
+fn keyword_tokens(query: &str) -> Vec<String> {
+    let tokens = search_tokens(query);
+    let content: Vec<String> = tokens
+        .iter()
+        .filter(|t| !STOP_WORDS.contains(&t.as_str()))
+        .cloned()
+        .collect();
+    if content.is_empty() { tokens } else { content }
+}
+
+/// Reciprocal rank fusion of the two ranked lists, normalised so a chunk
+/// first in every list used scores 1.0.
+fn fuse(
+    vector: &[(i64, f64)],
+    keyword: &[(i64, f64)],
+    k: f64,
+    mode: SearchMode,
+) -> Vec<(i64, f64)> {
+    let lists: Vec<&[(i64, f64)]> = match mode {
+        SearchMode::Hybrid => vec![vector, keyword],
+        SearchMode::Vector => vec![vector],
+        SearchMode::Keyword => vec![keyword],
+    };
+    let max = lists.len() as f64 / (k + 1.0);
+    let mut scores: HashMap<i64, f64> = HashMap::new();
+    for list in lists {
+        for (rank, (id, _)) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += 1.0 / (k + rank as f64 + 1.0);
+        }
+    }
+    let mut out: Vec<(i64, f64)> = scores
+        .into_iter()
+        .map(|(id, s)| (id, (s / max).clamp(0.0, 1.0)))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+fn source_info(d: &ChunkDetail, score: f64) -> SourceInfo {
+    let mut metadata = Metadata::new();
+    metadata.insert("chunk_index".into(), json!(d.chunk_index));
+    metadata.insert(
+        "title".into(),
+        json!(if d.chunk_title.is_empty() {
+            d.document_title.clone()
+        } else {
+            d.chunk_title.clone()
+        }),
+    );
+    metadata.insert("document_id".into(), json!(d.document_id));
+    metadata.insert("document_title".into(), json!(d.document_title));
+    metadata.insert("collection".into(), json!(d.collection));
+    if let Ok(serde_json::Value::Object(extra)) =
+        serde_json::from_str::<serde_json::Value>(&d.metadata)
+    {
+        for (k, v) in extra {
+            metadata.entry(k).or_insert(v);
+        }
+    }
+    SourceInfo {
+        file_path: d.source.clone(),
+        content: d.content.clone(),
+        score,
+        metadata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_normalises_and_orders() {
+        let v = [(1, 0.9), (2, 0.8), (3, 0.7)];
+        let kw = [(2, 5.0), (4, 4.0)];
+        let f = fuse(&v, &kw, 60.0, SearchMode::Hybrid);
+        assert_eq!(f[0].0, 2, "in both lists");
+        assert!(f.iter().all(|(_, s)| (0.0..=1.0).contains(s)));
+        let only = fuse(&v, &kw, 60.0, SearchMode::Vector);
+        assert_eq!(only[0], (1, 1.0));
+        assert_eq!(only.len(), 3);
+    }
+
+    #[test]
+    fn hashes_are_stable_and_sensitive() {
+        let c = RagConfig::default();
+        let a = content_hash("text", "t", &c, 384);
+        assert_eq!(a, content_hash("text", "t", &c, 384));
+        assert_ne!(a, content_hash("text!", "t", &c, 384));
+        assert_ne!(a, content_hash("text", "t", &c, 768));
+        assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn keyword_tokens_drop_stop_words() {
+        assert_eq!(
+            keyword_tokens("How does the TCP handshake work?"),
+            ["tcp", "handshake", "work"]
+        );
+        assert_eq!(keyword_tokens("what is it"), ["what", "is", "it"]);
+    }
+}
