@@ -109,6 +109,22 @@ fn error_message(body: &str) -> (String, Option<String>) {
     )
 }
 
+/// Sends a request; a non-success status becomes the matching typed error.
+pub(crate) async fn send(
+    provider: &str,
+    rb: reqwest::RequestBuilder,
+) -> Result<Response, LlmError> {
+    let response = rb
+        .send()
+        .await
+        .map_err(|e| transport_error(&e, &format!("{provider} request")))?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(status_error(provider, response).await)
+    }
+}
+
 /// Turns a non-success response into the matching typed error.
 pub(crate) async fn status_error(provider: &str, response: Response) -> LlmError {
     let status = response.status();

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::LlmError;
-use crate::http::{HttpOptions, status_error, transport_error, truncate};
+use crate::http::{HttpOptions, send, transport_error, truncate};
 use crate::lines::LineBuffer;
 use crate::openai::check_embeddings;
 use crate::retry::RetryPolicy;
@@ -138,15 +138,7 @@ impl Inner {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, LlmError> {
-        let response = rb
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, "ollama request"))?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(status_error("ollama", response).await)
-        }
+        send("ollama", rb).await
     }
 }
 
@@ -231,7 +223,7 @@ fn line_chunks(line: &str, calls_so_far: &mut usize) -> Result<(Vec<ChatChunk>, 
             parsed
                 .done_reason
                 .as_deref()
-                .map_or(FinishReason::Stop, FinishReason::from_provider)
+                .map_or(FinishReason::Stop, crate::types::finish_reason)
         };
         out.push(ChatChunk::Finish(reason));
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::LlmError;
-use crate::http::{HttpOptions, status_error, transport_error, truncate};
+use crate::http::{HttpOptions, send, transport_error, truncate};
 use crate::lines::SseReader;
 use crate::retry::RetryPolicy;
 use crate::types::{
@@ -176,15 +176,7 @@ impl Inner {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, LlmError> {
-        let response = rb
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, "openai request"))?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(status_error("openai", response).await)
-        }
+        send("openai", rb).await
     }
 }
 
@@ -400,7 +392,7 @@ impl StreamState {
                 }
             }
             if let Some(reason) = choice.finish_reason {
-                self.finish = Some(FinishReason::from_provider(&reason));
+                self.finish = Some(crate::types::finish_reason(&reason));
                 self.flush_tool_calls(out);
             }
         }
@@ -567,7 +559,7 @@ impl ChatModel for OpenAiProvider {
             let mut finish_reason = choice
                 .finish_reason
                 .as_deref()
-                .map_or(FinishReason::Stop, FinishReason::from_provider);
+                .map_or(FinishReason::Stop, crate::types::finish_reason);
             if finish_reason == FinishReason::Stop && !tool_calls.is_empty() {
                 finish_reason = FinishReason::ToolCalls;
             }

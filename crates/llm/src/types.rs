@@ -157,54 +157,16 @@ impl ChatRequest {
     }
 }
 
-/// Token accounting of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub prompt_tokens: u32,
-    /// Generated tokens.
-    pub completion_tokens: u32,
-    /// Both.
-    pub total_tokens: u32,
-}
+pub use confab_models::{FinishReason, Usage};
 
-impl Usage {
-    /// Usage with the total computed.
-    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
-        Self {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens.saturating_add(completion_tokens),
-        }
-    }
-}
-
-/// Why generation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// Natural end or a stop sequence.
-    Stop,
-    /// `max_tokens` reached.
-    Length,
-    /// The model called tools.
-    ToolCalls,
-    /// The caller cancelled.
-    Cancelled,
-    /// The provider failed mid-way.
-    Error,
-}
-
-impl FinishReason {
-    /// Maps a provider's finish-reason string.
-    pub fn from_provider(s: &str) -> Self {
-        match s {
-            "length" | "max_tokens" => FinishReason::Length,
-            "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
-            "cancelled" => FinishReason::Cancelled,
-            "error" => FinishReason::Error,
-            _ => FinishReason::Stop,
-        }
+/// Maps a provider's finish-reason string.
+pub(crate) fn finish_reason(s: &str) -> FinishReason {
+    match s {
+        "length" | "max_tokens" => FinishReason::Length,
+        "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
+        "cancelled" => FinishReason::Cancelled,
+        "error" => FinishReason::Error,
+        _ => FinishReason::Stop,
     }
 }
 
