@@ -11,12 +11,10 @@ pub mod chunk;
 mod db;
 mod error;
 pub mod extract;
-mod flat;
 pub mod index;
 mod service;
 
 pub use error::RagError;
-pub use flat::{Collections, FlatError};
 pub use service::{
     IngestOutcome, IngestSummary, Progress, Rag, RagConfig, SearchMode, SearchOptions,
 };

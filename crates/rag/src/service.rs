@@ -16,7 +16,7 @@ use crate::chunk::{Chunk, ChunkConfig};
 use crate::db::{self, ChunkDetail, DocumentRow, NewChunkRow};
 use crate::error::RagError;
 use crate::extract::{self, DocumentKind};
-use crate::flat::Collections;
+use crate::index::{Collections, MemoryIndexConfig};
 
 /// Limits and knobs of ingestion and retrieval.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct RagConfig {
     pub rrf_k: f64,
     /// On PostgreSQL, use pgvector when the extension can be had.
     pub use_pgvector: bool,
+    /// The in-memory index (embedded backend and pgvector fallback).
+    pub index: MemoryIndexConfig,
 }
 
 impl Default for RagConfig {
@@ -44,6 +46,7 @@ impl Default for RagConfig {
             candidates: 40,
             rrf_k: 60.0,
             use_pgvector: true,
+            index: MemoryIndexConfig::default(),
         }
     }
 }
@@ -210,13 +213,17 @@ impl Rag {
         } else {
             false
         };
-        let cache = (!pgvector).then(|| {
-            Arc::new(VectorCache {
-                index: RwLock::new(Collections::default()),
+        let cache = if pgvector {
+            None
+        } else {
+            let index =
+                Collections::new(config.index).map_err(|e| RagError::Index(e.to_string()))?;
+            Some(Arc::new(VectorCache {
+                index: RwLock::new(index),
                 known: Mutex::new(HashMap::new()),
                 version: Mutex::new(None),
-            })
-        });
+            }))
+        };
         let rag = Self {
             db,
             embedder,
