@@ -285,11 +285,35 @@ impl Rag {
                     index.remove(*id);
                     known.remove(id);
                 }
+                // Bulk-load per collection: the HNSW graph is built once, in parallel.
+                let mut by_collection: HashMap<String, Vec<(i64, Vec<f32>)>> = HashMap::new();
                 for (id, collection, vector) in vectors {
+                    // A chunk without words embeds to zero (or a provider sent junk):
+                    // it can never be a nearest neighbour, so it stays out of the index.
+                    if vector.iter().all(|x| *x == 0.0) || vector.iter().any(|x| !x.is_finite()) {
+                        tracing::debug!(
+                            id,
+                            "chunk vector left out of the index (zero or not finite)"
+                        );
+                        known.insert(id, collection);
+                        continue;
+                    }
+                    by_collection
+                        .entry(collection)
+                        .or_default()
+                        .push((id, vector));
+                }
+                for (collection, items) in by_collection {
+                    let Some(dims) = items.first().map(|(_, v)| v.len()) else {
+                        continue;
+                    };
+                    let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
                     index
-                        .insert(&collection, id, &vector)
+                        .extend(&collection, dims, items)
                         .map_err(|e| RagError::Index(e.to_string()))?;
-                    known.insert(id, collection);
+                    for id in ids {
+                        known.insert(id, collection.clone());
+                    }
                 }
                 *seen = Some(version);
                 Ok(())
