@@ -33,7 +33,9 @@ pub struct MemoryIndexConfig {
     pub oversample: usize,
     /// How the graph stores its copy of the vectors.
     pub quantization: GraphQuantization,
-    /// Threads used to build the graph in bulk (0: one per core).
+    /// Threads used to build the graph in bulk (0: one per core). Default 1:
+    /// parallel bulk builds were seen to leave nodes unreachable (self-queries
+    /// missing from their own top 5), so parallelism is opt-in.
     pub build_threads: usize,
 }
 
@@ -46,7 +48,7 @@ impl Default for MemoryIndexConfig {
             ef_search: 128,
             oversample: 4,
             quantization: GraphQuantization::I8,
-            build_threads: 0,
+            build_threads: 1,
         }
     }
 }
