@@ -80,13 +80,7 @@ impl OllamaProvider {
 }
 
 fn message_json(m: &ChatMessage) -> Value {
-    let role = match m.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    };
-    let mut v = json!({"role": role, "content": m.content});
+    let mut v = json!({"role": m.role.as_str(), "content": m.content});
     if !m.tool_calls.is_empty() {
         v["tool_calls"] = m
             .tool_calls
@@ -126,12 +120,7 @@ impl Inner {
             body["tools"] = request
                 .tools
                 .iter()
-                .map(|t| {
-                    json!({
-                        "type": "function",
-                        "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-                    })
-                })
+                .map(crate::types::ToolDefinition::to_wire)
                 .collect();
         }
         body

@@ -95,13 +95,7 @@ impl OpenAiProvider {
 }
 
 fn message_json(m: &ChatMessage) -> Value {
-    let role = match m.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    };
-    let mut v = json!({"role": role, "content": m.content});
+    let mut v = json!({"role": m.role.as_str(), "content": m.content});
     if m.role == Role::Assistant && !m.tool_calls.is_empty() {
         if m.content.is_empty() {
             v["content"] = Value::Null;
@@ -147,12 +141,7 @@ impl Inner {
             body["tools"] = request
                 .tools
                 .iter()
-                .map(|t| {
-                    json!({
-                        "type": "function",
-                        "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-                    })
-                })
+                .map(crate::types::ToolDefinition::to_wire)
                 .collect();
         }
         if let Some(t) = request.temperature {

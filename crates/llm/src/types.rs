@@ -16,6 +16,18 @@ pub enum Role {
     Tool,
 }
 
+impl Role {
+    /// The wire name (`system`, `user`, `assistant`, `tool`), the same for OpenAI and Ollama.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
 /// A tool call proposed by the model, with its arguments parsed as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -102,6 +114,16 @@ pub struct ToolDefinition {
     pub description: String,
     /// JSON schema of its arguments object.
     pub parameters: serde_json::Value,
+}
+
+impl ToolDefinition {
+    /// The `{"type": "function", "function": {...}}` form both OpenAI and Ollama take.
+    pub fn to_wire(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        })
+    }
 }
 
 /// A chat request.

@@ -360,7 +360,6 @@ impl Rag {
         let dims = self.embedder.dimensions();
         let hash = content_hash(text, title, &self.config, dims);
         let (c, s) = (collection.to_owned(), source.to_owned());
-        let model = self.config.embedding_model.clone();
         let stored = self
             .db
             .run(move |conn| {
@@ -374,7 +373,6 @@ impl Rag {
                         got: dims,
                     });
                 }
-                let _ = &model;
                 db::document_hash(conn, &c, &s)
             })
             .await?;
