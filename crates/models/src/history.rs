@@ -302,3 +302,68 @@ pub struct MessageQuery {
     #[serde(default)]
     pub limit: Option<u32>,
 }
+
+/// A long-term memory item: something the user asked the assistant to
+/// remember across sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryItem {
+    /// Item id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: String,
+    /// What to remember.
+    pub content: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// Free-form metadata (e.g. the session it came from).
+    #[serde(default)]
+    pub metadata: crate::chat::Metadata,
+}
+
+/// Feedback on one assistant message: a score 1..=5 and/or thumbs, and an
+/// optional comment. Thumbs up counts as 5, thumbs down as 1 when no score
+/// is given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewFeedback {
+    /// Score from 1 (bad) to 5 (great).
+    #[serde(default)]
+    pub score: Option<i32>,
+    /// Thumbs up (`true`) or down (`false`).
+    #[serde(default)]
+    pub thumbs_up: Option<bool>,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Stored feedback on a message (one per user and message; giving it again replaces it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// Feedback id.
+    pub id: Uuid,
+    /// The message it is about.
+    pub message_id: Uuid,
+    /// The session of that message.
+    pub session_id: Uuid,
+    /// Who gave it.
+    pub user_id: String,
+    /// Score 1..=5.
+    pub score: i32,
+    /// Comment, if any.
+    pub comment: Option<String>,
+    /// When it was given (or last changed).
+    pub created_at: DateTime<Utc>,
+}
+
+/// Aggregate of feedback (`GET /api/experience`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperienceSummary {
+    /// How many feedback items.
+    pub total: i64,
+    /// Mean score, when there is any feedback.
+    pub average_score: Option<f64>,
+    /// Count per score 1..=5 (index 0 is score 1).
+    pub distribution: [i64; 5],
+    /// The most recent items, newest first.
+    pub recent: Vec<Feedback>,
+}

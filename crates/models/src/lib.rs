@@ -16,9 +16,10 @@ pub use chat::{
 };
 pub use events::{AgentKind, ClientMessage, FinishReason, ProtocolError, ServerEvent};
 pub use history::{
-    CleanupReport, ExportFormat, MessagePage, MessageQuery, MessageSearchHit, MessageUpdate,
-    NewMessage, NewSession, SessionExport, SessionPage, SessionQuery, SessionSearchHit,
-    SessionStatistics, SessionUpdate, UserSessionStats,
+    CleanupReport, ExperienceSummary, ExportFormat, Feedback, MemoryItem, MessagePage,
+    MessageQuery, MessageSearchHit, MessageUpdate, NewFeedback, NewMessage, NewSession,
+    SessionExport, SessionPage, SessionQuery, SessionSearchHit, SessionStatistics, SessionUpdate,
+    UserSessionStats,
 };
 
 /// Identifier of a session or a message: a UUID (v7, time ordered, when we mint it).
