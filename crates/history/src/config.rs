@@ -1,6 +1,7 @@
 //! Limits and defaults of the services, passed in by the caller.
 
-/// Configuration of [`crate::SessionService`] and [`crate::HistoryService`].
+/// Configuration of the services ([`crate::SessionService`], [`crate::HistoryService`],
+/// [`crate::MemoryService`], [`crate::FeedbackService`]).
 #[derive(Debug, Clone)]
 pub struct HistoryConfig {
     /// Largest message content, in bytes (default 64 KiB).
@@ -19,6 +20,12 @@ pub struct HistoryConfig {
     pub max_page_size: u32,
     /// Most messages one import may carry.
     pub max_import_messages: usize,
+    /// Longest memory item, in characters (default 4000).
+    pub max_memory_chars: usize,
+    /// Longest feedback comment, in characters (default 2000).
+    pub max_comment_chars: usize,
+    /// Feedback items listed in an experience summary when the caller gives no number.
+    pub recent_feedback: u32,
 }
 
 impl Default for HistoryConfig {
@@ -32,6 +39,9 @@ impl Default for HistoryConfig {
             default_page_size: 50,
             max_page_size: 200,
             max_import_messages: 100_000,
+            max_memory_chars: 4000,
+            max_comment_chars: 2000,
+            recent_feedback: 10,
         }
     }
 }

@@ -207,7 +207,7 @@ fn inserted(row: NewMessageRow) -> Result<Message, HistoryError> {
 }
 
 /// Loads a message whose session belongs to `user_id`, with that session.
-fn owned_message(
+pub(crate) fn owned_message(
     conn: &mut DbConnection,
     user_id: &str,
     id: Uuid,

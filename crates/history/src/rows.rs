@@ -1,8 +1,8 @@
 //! Diesel row types and their conversion to the domain types.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use confab_models::{ChatSession, Message, Metadata};
-use confab_store::schema::{chat_messages, chat_sessions};
+use confab_models::{ChatSession, Feedback, MemoryItem, Message, Metadata};
+use confab_store::schema::{chat_messages, chat_sessions, message_feedback, user_memory};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -118,4 +118,54 @@ pub(crate) fn messages(rows: Vec<MessageRow>) -> Result<Vec<Message>, HistoryErr
 /// Converts a list of rows, failing on the first malformed one.
 pub(crate) fn sessions(rows: Vec<SessionRow>) -> Result<Vec<ChatSession>, HistoryError> {
     rows.into_iter().map(SessionRow::into_model).collect()
+}
+
+/// A `user_memory` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_memory)]
+pub(crate) struct MemoryRow {
+    pub id: String,
+    pub user_id: String,
+    pub content: String,
+    pub created_at: NaiveDateTime,
+    pub metadata: String,
+}
+
+impl MemoryRow {
+    pub fn into_model(self) -> Result<MemoryItem, HistoryError> {
+        Ok(MemoryItem {
+            id: parse_uuid(&self.id, "memory item")?,
+            metadata: parse_metadata(&self.metadata)?,
+            user_id: self.user_id,
+            content: self.content,
+            created_at: utc(self.created_at),
+        })
+    }
+}
+
+/// A `message_feedback` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = message_feedback)]
+pub(crate) struct FeedbackRow {
+    pub id: String,
+    pub message_id: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub score: i32,
+    pub comment: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl FeedbackRow {
+    pub fn into_model(self) -> Result<Feedback, HistoryError> {
+        Ok(Feedback {
+            id: parse_uuid(&self.id, "feedback")?,
+            message_id: parse_uuid(&self.message_id, "message")?,
+            session_id: parse_uuid(&self.session_id, "session")?,
+            user_id: self.user_id,
+            score: self.score,
+            comment: self.comment,
+            created_at: utc(self.created_at),
+        })
+    }
 }

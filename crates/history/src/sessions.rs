@@ -12,6 +12,7 @@ use confab_store::schema::chat_sessions::dsl as s;
 use confab_store::{Db, DbConnection, write_transaction};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::HistoryConfig;
@@ -71,6 +72,23 @@ struct StatusCount {
     messages: i64,
     #[diesel(sql_type = Nullable<Timestamp>)]
     last_activity: Option<NaiveDateTime>,
+}
+
+/// Counts over every user, for system statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName, Serialize, Deserialize)]
+pub struct GlobalCounts {
+    /// Sessions not deleted.
+    #[diesel(sql_type = BigInt)]
+    pub sessions: i64,
+    /// Messages in sessions not deleted.
+    #[diesel(sql_type = BigInt)]
+    pub messages: i64,
+    /// Long-term memory items.
+    #[diesel(sql_type = BigInt)]
+    pub memory_items: i64,
+    /// Feedback items.
+    #[diesel(sql_type = BigInt)]
+    pub feedback: i64,
 }
 
 #[derive(QueryableByName)]
@@ -453,6 +471,26 @@ impl SessionService {
                     }
                 }
                 Ok(stats)
+            })
+            .await
+    }
+
+    /// Counts of sessions, messages, memory items and feedback over every
+    /// user (deleted sessions excluded). Not user-scoped: for system statistics.
+    pub async fn global_counts(&self) -> Result<GlobalCounts, HistoryError> {
+        self.db
+            .run(|conn| {
+                let rows: Vec<GlobalCounts> = raw_load!(
+                    conn,
+                    "SELECT \
+                       (SELECT COUNT(*) FROM chat_sessions WHERE status <> 'deleted') AS sessions, \
+                       (SELECT CAST(COALESCE(SUM(message_count), 0) AS BIGINT) FROM chat_sessions \
+                          WHERE status <> 'deleted') AS messages, \
+                       (SELECT COUNT(*) FROM user_memory) AS memory_items, \
+                       (SELECT COUNT(*) FROM message_feedback) AS feedback",
+                    GlobalCounts;
+                )?;
+                Ok(rows.into_iter().next().unwrap_or_default())
             })
             .await
     }

@@ -99,6 +99,33 @@ pub(crate) fn content(config: &HistoryConfig, content: &str) -> Result<(), Histo
     Ok(())
 }
 
+/// Checks a short free text (memory item, feedback comment): trimmed, at
+/// most `max_chars` characters, no NUL. Blank text is `None`.
+pub(crate) fn short_text(
+    field: &'static str,
+    value: &str,
+    max_chars: usize,
+) -> Result<Option<String>, HistoryError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let len = v.chars().count();
+    if len > max_chars {
+        return Err(HistoryError::InvalidField {
+            field,
+            reason: format!("is {len} characters long; the limit is {max_chars}"),
+        });
+    }
+    if v.contains('\0') {
+        return Err(HistoryError::InvalidField {
+            field,
+            reason: "contains a NUL character".into(),
+        });
+    }
+    Ok(Some(v.to_owned()))
+}
+
 /// Checks a short name such as a model, agent or course id.
 pub(crate) fn name(field: &'static str, value: &str) -> Result<String, HistoryError> {
     let v = value.trim();

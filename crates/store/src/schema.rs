@@ -133,3 +133,43 @@ diesel::table! {
 
 diesel::joinable!(rag_chunks -> rag_documents (document_id));
 diesel::allow_tables_to_appear_in_same_query!(rag_documents, rag_chunks);
+
+diesel::table! {
+    /// Long-term memory items of users.
+    user_memory (id) {
+        /// UUID text.
+        id -> Text,
+        /// Owner.
+        user_id -> Text,
+        /// What to remember.
+        content -> Text,
+        /// When stored (UTC).
+        created_at -> Timestamp,
+        /// JSON object text.
+        metadata -> Text,
+    }
+}
+
+diesel::table! {
+    /// Feedback on assistant messages (one per user and message).
+    message_feedback (id) {
+        /// UUID text.
+        id -> Text,
+        /// The message it is about (cascade-deleted with it).
+        message_id -> Text,
+        /// The session of that message.
+        session_id -> Text,
+        /// Who gave it.
+        user_id -> Text,
+        /// 1..=5.
+        score -> Integer,
+        /// Free text.
+        comment -> Nullable<Text>,
+        /// When given or last changed (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(message_feedback -> chat_messages (message_id));
+diesel::allow_tables_to_appear_in_same_query!(chat_sessions, message_feedback);
+diesel::allow_tables_to_appear_in_same_query!(chat_messages, message_feedback);

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS message_feedback;
+DROP TABLE IF EXISTS user_memory;
