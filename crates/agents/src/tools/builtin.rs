@@ -246,13 +246,13 @@ impl Tool for GetLesson {
                 .lesson(&ctx.user_id, args.lesson_id.trim())
                 .await
                 .map_err(|e| store_error(self.name(), e))?;
-            if let Some(course) = &ctx.course_id {
-                if &lesson.track_id != course {
-                    return Err(ToolError::Failed(format!(
-                        "lesson `{}` is not part of this course",
-                        lesson.id
-                    )));
-                }
+            if let Some(course) = &ctx.course_id
+                && &lesson.track_id != course
+            {
+                return Err(ToolError::Failed(format!(
+                    "lesson `{}` is not part of this course",
+                    lesson.id
+                )));
             }
             Ok(ToolOutput::json(&lesson))
         })

@@ -260,10 +260,10 @@ impl ToolRegistry {
                         out.push(tool.definition());
                     }
                 }
-            } else if let Some(tool) = self.tools.get(name) {
-                if !out.iter().any(|d| &d.name == name) {
-                    out.push(tool.definition());
-                }
+            } else if let Some(tool) = self.tools.get(name)
+                && !out.iter().any(|d| &d.name == name)
+            {
+                out.push(tool.definition());
             }
         }
         out

@@ -1,0 +1,783 @@
+//! The conversation engine (seed 001 ChatService): turns a user's message
+//! into a streamed answer and keeps the history.
+//!
+//! For every turn it: checks the message, finds or creates the session
+//! (titled from its first message), builds the context window, saves the
+//! user message (the acknowledgement: from here it is never lost), runs a
+//! backend, forwards its events, and saves the assistant message with
+//! model, tokens, response time, sources and tool calls. Cancelled or
+//! failed answers are saved with what was generated and finish reason
+//! `cancelled` / `error`. Generation runs in its own task: a client that
+//! goes away cancels it, and the partial answer is still saved. No
+//! transaction spans a model call and nothing is written per token.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use confab_llm::ChatMessage;
+use confab_models::{
+    AgentKind, ChatSession, FinishReason, MemoryItem, Message, MessageRole, NewMessage, NewSession,
+    ServerEvent, SessionUpdate, SourceInfo, Usage,
+};
+use confab_rag::chunk::count_tokens;
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::backend::{BackendRegistry, ChatContext, UserSettings};
+use crate::error::AgentError;
+use crate::event::ChatEvent;
+use crate::profiles::system_prompt;
+use crate::store::{ConversationStore, MemoryStore};
+use crate::tools::builtin::truncate;
+
+/// Limits of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Token budget of the context window (system prompt, memory, history, new message).
+    pub context_tokens: usize,
+    /// Most past messages loaded before fitting them to the budget.
+    pub history_messages: u32,
+    /// Long-term memory items put in the system prompt.
+    pub memory_items: u32,
+    /// Longest user message, in characters.
+    pub max_message_chars: usize,
+    /// Longest saved reply, in bytes (longer replies are cut and flagged).
+    pub max_reply_bytes: usize,
+    /// Longest generated title, in characters.
+    pub title_chars: usize,
+    /// Events buffered between the generation task and a slow client.
+    pub channel_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            context_tokens: 4_096,
+            history_messages: 50,
+            memory_items: 10,
+            max_message_chars: 32_000,
+            max_reply_bytes: 60 * 1024,
+            title_chars: 60,
+            channel_capacity: 256,
+        }
+    }
+}
+
+/// One user message to answer.
+#[derive(Debug, Clone)]
+pub struct ChatTurn {
+    /// The user.
+    pub user_id: String,
+    /// The session to continue; a new one is created when `None`.
+    pub session_id: Option<Uuid>,
+    /// The agent of a new session (a resumed session keeps its own).
+    pub agent: AgentKind,
+    /// The course of a new course session.
+    pub course_id: Option<String>,
+    /// The message.
+    pub content: String,
+    /// Backend to use instead of the default.
+    pub backend: Option<String>,
+    /// The user's settings.
+    pub settings: UserSettings,
+}
+
+impl ChatTurn {
+    /// A dashboard turn in a new session.
+    pub fn new(user_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            session_id: None,
+            agent: AgentKind::Dashboard,
+            course_id: None,
+            content: content.into(),
+            backend: None,
+            settings: UserSettings::default(),
+        }
+    }
+}
+
+/// A whole answer (`send_message`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatReply {
+    /// The answer text.
+    pub response: String,
+    /// When it was saved.
+    pub timestamp: DateTime<Utc>,
+    /// Model that answered.
+    pub model: String,
+    /// The session.
+    pub session_id: Uuid,
+    /// The saved assistant message.
+    pub message_id: Uuid,
+    /// Sources the answer is grounded on.
+    pub sources: Vec<SourceInfo>,
+    /// Token accounting.
+    pub usage: Usage,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+}
+
+/// The conversation engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ConversationStore>,
+    memory: Option<Arc<dyn MemoryStore>>,
+    backends: BackendRegistry,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backends", &self.inner.backends)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// A turn checked and acknowledged, ready to generate.
+struct Prepared {
+    session: ChatSession,
+    backend: Arc<dyn crate::backend::ChatBackend>,
+    backend_name: String,
+    context: Vec<ChatMessage>,
+    query: String,
+    ctx: ChatContext,
+}
+
+/// What a generation produced.
+struct Outcome {
+    text: String,
+    sources: Vec<SourceInfo>,
+    tool_calls: Vec<Value>,
+    model: String,
+    usage: Usage,
+    finish_reason: FinishReason,
+    error: Option<(String, String)>,
+}
+
+impl Engine {
+    /// An engine over a history store, optional long-term memory and backends.
+    pub fn new(
+        store: Arc<dyn ConversationStore>,
+        memory: Option<Arc<dyn MemoryStore>>,
+        backends: BackendRegistry,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                memory,
+                backends,
+                config,
+            }),
+        }
+    }
+
+    /// The backends.
+    pub fn backends(&self) -> &BackendRegistry {
+        &self.inner.backends
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Opens a conversation: resumes `resume` (the user's own, live session,
+    /// with its recent messages, oldest first) or creates an empty session
+    /// for `agent` (a course agent needs `course_id`).
+    pub async fn open_session(
+        &self,
+        user_id: &str,
+        agent: AgentKind,
+        course_id: Option<&str>,
+        resume: Option<Uuid>,
+    ) -> Result<(ChatSession, Vec<Message>), AgentError> {
+        let store = &self.inner.store;
+        match resume {
+            Some(id) => {
+                let sid = id.to_string();
+                let session = store.get_session(user_id, &sid).await?;
+                let history = store
+                    .recent_messages(user_id, &sid, self.inner.config.history_messages)
+                    .await?;
+                Ok((session, history))
+            }
+            None => {
+                let course = check_course(agent, course_id)?;
+                let session = store
+                    .create_session(
+                        user_id,
+                        NewSession {
+                            agent: Some(agent.as_str().to_owned()),
+                            course_id: course,
+                            ..NewSession::default()
+                        },
+                    )
+                    .await?;
+                Ok((session, Vec::new()))
+            }
+        }
+    }
+
+    /// The context window for a new message: the agent's system prompt
+    /// with the user's long-term memory items, then as many recent messages
+    /// as fit the token budget (oldest dropped first), then the new message.
+    /// The system prompt and the new message are always kept.
+    pub async fn conversation_context(
+        &self,
+        user_id: &str,
+        session: &ChatSession,
+        settings: &UserSettings,
+        new_message: &str,
+    ) -> Result<Vec<ChatMessage>, AgentError> {
+        let config = &self.inner.config;
+        let sid = session.id.to_string();
+        let history = self
+            .inner
+            .store
+            .recent_messages(user_id, &sid, config.history_messages)
+            .await?;
+        let memory = self.recall(user_id).await;
+        let agent = agent_of(session);
+        let system = system_prompt(agent, session.course_id.as_deref(), settings);
+        Ok(build_context(
+            &system,
+            &memory,
+            &history,
+            new_message,
+            config.context_tokens,
+        ))
+    }
+
+    /// Answers a turn as a stream of protocol events, ending with `done` or
+    /// `error`. Generation runs in its own task: dropping the stream cancels
+    /// it (the partial answer is saved), as does `cancel`.
+    pub fn stream_message(
+        &self,
+        turn: ChatTurn,
+        cancel: CancellationToken,
+    ) -> impl Stream<Item = ServerEvent> + Send + 'static {
+        let (tx, rx) = mpsc::channel(self.inner.config.channel_capacity.max(1));
+        let engine = self.clone();
+        tokio::spawn(async move {
+            // A client that goes away cancels the generation.
+            let watcher = {
+                let tx = tx.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    tx.closed().await;
+                    cancel.cancel();
+                })
+            };
+            let prepared = engine.prepare(turn, cancel).await;
+            match prepared {
+                Err(e) => {
+                    let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
+                }
+                Ok(prepared) => engine.generate(prepared, &tx).await,
+            }
+            watcher.abort();
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })
+    }
+
+    /// Answers a turn and returns the whole reply (the reply is saved like
+    /// a streamed one). Cancelled answers come back with finish reason
+    /// `cancelled`; failures as errors.
+    pub async fn send_message(
+        &self,
+        turn: ChatTurn,
+        cancel: CancellationToken,
+    ) -> Result<ChatReply, AgentError> {
+        let mut events = Box::pin(self.stream_message(turn, cancel));
+        let mut response = String::new();
+        let mut sources = Vec::new();
+        while let Some(event) = events.next().await {
+            match event {
+                ServerEvent::Token { content } => response.push_str(&content),
+                ServerEvent::Sources { sources: s } => sources = s,
+                ServerEvent::Done {
+                    session_id,
+                    message_id,
+                    model,
+                    usage,
+                    finish_reason,
+                } => {
+                    return Ok(ChatReply {
+                        response,
+                        timestamp: Utc::now(),
+                        model,
+                        session_id,
+                        message_id,
+                        sources,
+                        usage,
+                        finish_reason,
+                    });
+                }
+                ServerEvent::Error { code, message } => return Err(error_from_code(code, message)),
+                _ => {}
+            }
+        }
+        Err(AgentError::Generation {
+            code: "internal".into(),
+            message: "the answer ended without a result".into(),
+        })
+    }
+
+    async fn recall(&self, user_id: &str) -> Vec<MemoryItem> {
+        let Some(memory) = &self.inner.memory else {
+            return Vec::new();
+        };
+        match memory.recall(user_id, self.inner.config.memory_items).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "long-term memory unavailable; answering without it");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Checks the turn, finds or creates the session, builds the context
+    /// and saves the user message.
+    async fn prepare(
+        &self,
+        turn: ChatTurn,
+        cancel: CancellationToken,
+    ) -> Result<Prepared, AgentError> {
+        let config = &self.inner.config;
+        let store = &self.inner.store;
+        let content = turn.content.trim().to_owned();
+        if content.is_empty() {
+            return Err(AgentError::InvalidMessage("the message is empty".into()));
+        }
+        let chars = content.chars().count();
+        if chars > config.max_message_chars {
+            return Err(AgentError::InvalidMessage(format!(
+                "the message has {chars} characters; the limit is {}",
+                config.max_message_chars
+            )));
+        }
+        let backend = self.inner.backends.get(turn.backend.as_deref())?;
+        let backend_name = backend.name().to_owned();
+        let user = turn.user_id.as_str();
+        let mut session = match turn.session_id {
+            Some(id) => store.get_session(user, &id.to_string()).await?,
+            None => {
+                let course = check_course(turn.agent, turn.course_id.as_deref())?;
+                store
+                    .create_session(
+                        user,
+                        NewSession {
+                            title: Some(title_from(&content, config.title_chars)),
+                            agent: Some(turn.agent.as_str().to_owned()),
+                            course_id: course,
+                            ..NewSession::default()
+                        },
+                    )
+                    .await?
+            }
+        };
+        if turn.session_id.is_some() && session.message_count == 0 {
+            // A session opened empty (WebSocket `init`) is titled by its first message.
+            let update = SessionUpdate {
+                title: Some(title_from(&content, config.title_chars)),
+                ..SessionUpdate::default()
+            };
+            session = store
+                .update_session(user, &session.id.to_string(), update)
+                .await?;
+        }
+        let context = self
+            .conversation_context(user, &session, &turn.settings, &content)
+            .await?;
+        let sid = session.id.to_string();
+        // The acknowledgement: from here on the message is kept.
+        store
+            .save_message(
+                user,
+                &sid,
+                NewMessage::new(MessageRole::User, content.clone()),
+            )
+            .await?;
+        let mut context = context;
+        context.pop(); // the new message: the backend adds it
+        let ctx = ChatContext {
+            user_id: turn.user_id.clone(),
+            session_id: Some(session.id),
+            agent: agent_of(&session),
+            course_id: session.course_id.clone(),
+            settings: turn.settings,
+            cancel,
+        };
+        Ok(Prepared {
+            session,
+            backend,
+            backend_name,
+            context,
+            query: content,
+            ctx,
+        })
+    }
+
+    /// Runs the backend, forwards its events and saves the answer.
+    async fn generate(&self, prepared: Prepared, tx: &mpsc::Sender<ServerEvent>) {
+        let started = Instant::now();
+        let Prepared {
+            session,
+            backend,
+            backend_name,
+            context,
+            query,
+            ctx,
+        } = prepared;
+        let mut outcome = Outcome {
+            text: String::new(),
+            sources: Vec::new(),
+            tool_calls: Vec::new(),
+            model: ctx
+                .settings
+                .preferred_model
+                .clone()
+                .unwrap_or_else(|| session.model_id.clone()),
+            usage: Usage::default(),
+            finish_reason: FinishReason::Error,
+            error: None,
+        };
+        let cancel = ctx.cancel.clone();
+        let mut events = backend.stream(query, context, ctx);
+        let mut ended = false;
+        while let Some(event) = events.next().await {
+            let forward = match event {
+                ChatEvent::Stage { stage, content } => Some(ServerEvent::Stage {
+                    stage: stage.as_str().to_owned(),
+                    content,
+                }),
+                ChatEvent::Token(t) => {
+                    outcome.text.push_str(&t);
+                    Some(ServerEvent::Token { content: t })
+                }
+                ChatEvent::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    outcome.tool_calls.push(json!({
+                        "id": id, "name": name, "arguments": arguments,
+                    }));
+                    Some(ServerEvent::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    })
+                }
+                ChatEvent::ToolResult {
+                    id,
+                    name,
+                    content,
+                    is_error,
+                } => {
+                    if let Some(call) = outcome
+                        .tool_calls
+                        .iter_mut()
+                        .rev()
+                        .find(|c| c.get("id").and_then(Value::as_str) == Some(id.as_str()))
+                    {
+                        call["result"] = Value::String(truncate(&content, 500));
+                        call["is_error"] = Value::Bool(is_error);
+                    }
+                    Some(ServerEvent::ToolResult {
+                        id,
+                        name,
+                        content,
+                        is_error,
+                    })
+                }
+                ChatEvent::Sources(sources) => {
+                    outcome.sources = sources.clone();
+                    Some(ServerEvent::Sources { sources })
+                }
+                ChatEvent::Finished {
+                    model,
+                    usage,
+                    finish_reason,
+                } => {
+                    outcome.model = model;
+                    outcome.usage = usage;
+                    outcome.finish_reason = finish_reason;
+                    ended = true;
+                    None
+                }
+                ChatEvent::Error { code, message } => {
+                    outcome.error = Some((code, message));
+                    outcome.finish_reason = FinishReason::Error;
+                    ended = true;
+                    None
+                }
+            };
+            if let Some(event) = forward {
+                // A closed channel means the client left: the watcher cancels,
+                // and the backend ends soon with what it has.
+                let _ = tx.send(event).await;
+            }
+            if ended {
+                break;
+            }
+        }
+        drop(events);
+        if !ended {
+            outcome.error = Some((
+                "internal".into(),
+                format!("backend `{backend_name}` ended without a result"),
+            ));
+        }
+        if outcome.error.is_none() && cancel.is_cancelled() {
+            outcome.finish_reason = FinishReason::Cancelled;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let saved = self
+            .save_reply(&session, &backend_name, &outcome, elapsed)
+            .await;
+        let last = match (&outcome.error, saved) {
+            (Some((code, message)), _) => ServerEvent::error(code.clone(), message.clone()),
+            (None, Err(e)) => ServerEvent::error(e.code(), e.to_string()),
+            (None, Ok(message)) => ServerEvent::Done {
+                session_id: session.id,
+                message_id: message.id,
+                model: outcome.model.clone(),
+                usage: outcome.usage,
+                finish_reason: outcome.finish_reason,
+            },
+        };
+        let _ = tx.send(last).await;
+    }
+
+    /// Saves the assistant message of a finished, cancelled or failed answer.
+    async fn save_reply(
+        &self,
+        session: &ChatSession,
+        backend_name: &str,
+        outcome: &Outcome,
+        elapsed: f64,
+    ) -> Result<Message, AgentError> {
+        let config = &self.inner.config;
+        let mut text = outcome.text.clone();
+        let mut truncated = false;
+        if text.len() > config.max_reply_bytes {
+            let mut cut = config.max_reply_bytes;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            truncated = true;
+        }
+        let empty = text.trim().is_empty();
+        if empty {
+            // History keeps no empty messages: record that nothing came.
+            text = match outcome.finish_reason {
+                FinishReason::Cancelled => "[cancelled before any reply]".into(),
+                _ => "[no reply]".into(),
+            };
+        }
+        let mut metadata = json!({
+            "finish_reason": outcome.finish_reason,
+            "backend": backend_name,
+            "agent": session.agent,
+            "usage": outcome.usage,
+            "sources": outcome.sources.iter().map(|s| json!({
+                "file_path": s.file_path,
+                "score": s.score,
+                "content": truncate(&s.content, 300),
+            })).collect::<Vec<_>>(),
+            "tool_calls": outcome.tool_calls,
+        });
+        if let Some(course) = &session.course_id {
+            metadata["course_id"] = json!(course);
+        }
+        if let Some((code, message)) = &outcome.error {
+            metadata["error"] = json!({ "code": code, "message": truncate(message, 500) });
+        }
+        if truncated {
+            metadata["truncated"] = json!(true);
+        }
+        if empty {
+            metadata["empty"] = json!(true);
+        }
+        shrink_metadata(&mut metadata);
+        let message = NewMessage {
+            role: MessageRole::Assistant,
+            content: text,
+            model_id: Some(outcome.model.clone()),
+            tokens_used: Some(i64::from(outcome.usage.total_tokens)),
+            response_time: Some(elapsed),
+            metadata: Some(metadata),
+        };
+        Ok(self
+            .inner
+            .store
+            .save_message(&session.user_id, &session.id.to_string(), message)
+            .await?)
+    }
+}
+
+/// Keeps reply metadata well under the history's 16 KiB limit: tool
+/// results, then source passages, are shortened first.
+fn shrink_metadata(metadata: &mut Value) {
+    const LIMIT: usize = 12 * 1024;
+    let size = |m: &Value| m.to_string().len();
+    if size(metadata) <= LIMIT {
+        return;
+    }
+    if let Some(calls) = metadata.get_mut("tool_calls").and_then(Value::as_array_mut) {
+        for call in calls.iter_mut() {
+            if let Some(r) = call.get("result").and_then(Value::as_str) {
+                call["result"] = Value::String(truncate(r, 80));
+            }
+            if let Some(a) = call.get("arguments") {
+                let text = a.to_string();
+                if text.len() > 200 {
+                    call["arguments"] = Value::String(truncate(&text, 200));
+                }
+            }
+        }
+    }
+    if size(metadata) <= LIMIT {
+        return;
+    }
+    if let Some(sources) = metadata.get_mut("sources").and_then(Value::as_array_mut) {
+        for s in sources.iter_mut() {
+            if let Some(obj) = s.as_object_mut() {
+                obj.remove("content");
+            }
+        }
+    }
+    if size(metadata) > LIMIT
+        && let Some(obj) = metadata.as_object_mut()
+    {
+        obj.insert("tool_calls".into(), json!([]));
+        obj.insert("metadata_trimmed".into(), json!(true));
+    }
+}
+
+/// The agent a session was created for.
+fn agent_of(session: &ChatSession) -> AgentKind {
+    match session.agent.as_str() {
+        "course" => AgentKind::Course,
+        _ => AgentKind::Dashboard,
+    }
+}
+
+/// A course agent needs a course id; the dashboard takes none.
+fn check_course(agent: AgentKind, course_id: Option<&str>) -> Result<Option<String>, AgentError> {
+    let course = course_id.map(str::trim).filter(|c| !c.is_empty());
+    match (agent, course) {
+        (AgentKind::Course, None) => Err(AgentError::MissingCourse),
+        (AgentKind::Course, Some(c)) => Ok(Some(c.to_owned())),
+        (AgentKind::Dashboard, _) => Ok(None),
+    }
+}
+
+/// The error a protocol error event stands for.
+fn error_from_code(code: String, message: String) -> AgentError {
+    match code.as_str() {
+        "invalid_message" => AgentError::InvalidMessage(message),
+        "not_found" => AgentError::NotFound(message),
+        "missing_course" => AgentError::MissingCourse,
+        "invalid_request" => AgentError::Invalid(message),
+        "storage_unavailable" => AgentError::Storage(message),
+        "unknown_backend" => AgentError::UnknownBackend(message, String::new()),
+        _ => AgentError::Generation { code, message },
+    }
+}
+
+/// A session title from its first message: the first line, whitespace
+/// collapsed, cut at a word boundary to `max` characters.
+pub fn title_from(message: &str, max: usize) -> String {
+    let line = message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut title = String::new();
+    for word in words {
+        let extra = usize::from(!title.is_empty());
+        if title.chars().count() + extra + word.chars().count() > max {
+            if title.is_empty() {
+                title = word.chars().take(max.saturating_sub(1)).collect();
+            }
+            title.push('…');
+            return title;
+        }
+        if extra == 1 {
+            title.push(' ');
+        }
+        title.push_str(word);
+    }
+    if title.is_empty() {
+        "New chat".into()
+    } else {
+        title
+    }
+}
+
+/// Tokens a message costs in the window (text plus a small per-message overhead).
+fn message_tokens(text: &str) -> usize {
+    count_tokens(text) + 4
+}
+
+/// Fits the window: system prompt (+ memory) and the new message always;
+/// past user/assistant messages newest first while they fit; returned in
+/// order with the new message last.
+pub fn build_context(
+    system: &str,
+    memory: &[MemoryItem],
+    history: &[Message],
+    new_message: &str,
+    budget_tokens: usize,
+) -> Vec<ChatMessage> {
+    let mut system = system.to_owned();
+    if !memory.is_empty() {
+        system.push_str("\n\nWhat you know about the user from earlier conversations:");
+        for item in memory {
+            system.push_str("\n- ");
+            system.push_str(item.content.trim());
+        }
+    }
+    let mut used = message_tokens(&system) + message_tokens(new_message);
+    let mut kept: Vec<ChatMessage> = Vec::new();
+    for message in history.iter().rev() {
+        let chat = match message.role {
+            MessageRole::User => ChatMessage::user(message.content.clone()),
+            MessageRole::Assistant if !is_placeholder(message) => {
+                ChatMessage::assistant(message.content.clone())
+            }
+            _ => continue,
+        };
+        let cost = message_tokens(&message.content);
+        if used + cost > budget_tokens {
+            break;
+        }
+        used += cost;
+        kept.push(chat);
+    }
+    kept.reverse();
+    let mut out = Vec::with_capacity(kept.len() + 2);
+    out.push(ChatMessage::system(system));
+    out.extend(kept);
+    out.push(ChatMessage::user(new_message));
+    out
+}
+
+/// An assistant message recorded for a reply that produced no text.
+fn is_placeholder(message: &Message) -> bool {
+    message.metadata.get("empty") == Some(&Value::Bool(true))
+}
