@@ -1149,3 +1149,28 @@ fn binary_rejects_bad_arguments() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
 }
+
+#[tokio::test]
+async fn tool_call_fills_required_properties_other_than_query() {
+    let fake = FakeLlm::start().await;
+    let mut req = openai_body("tool_call", "UTC", false);
+    req["tools"] = json!([{ "type": "function", "function": {
+        "name": "time__get_current_time",
+        "parameters": { "type": "object", "properties": { "timezone": { "type": "string" } }, "required": ["timezone"] }
+    } }]);
+    let body: Value = post(&fake, "/v1/chat/completions", req)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let calls = body["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(calls.len(), 2);
+    for call in calls {
+        assert_eq!(call["function"]["name"], "time__get_current_time");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({ "timezone": "UTC" }));
+    }
+}

@@ -214,8 +214,35 @@ fn tool_calls(input: &ChatInput) -> Vec<ToolCall> {
         .unwrap_or(DEFAULT_TOOL)
         .to_string();
     let query = last_user_text(&input.messages);
-    [json!({ "query": query }), json!({ "query": "second" })]
-        .into_iter()
+    // A tool whose schema requires other properties than `query` (e.g. an
+    // MCP tool's `timezone`) gets each of them set to the user's text, twice.
+    let required: Vec<String> = input
+        .tools
+        .first()
+        .and_then(|t| {
+            t.pointer("/function/parameters")
+                .or_else(|| t.get("parameters"))
+        })
+        .filter(|p| p.pointer("/properties/query").is_none())
+        .and_then(|p| p.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let args = if required.is_empty() {
+        [json!({ "query": query }), json!({ "query": "second" })]
+    } else {
+        let filled: serde_json::Map<String, Value> = required
+            .into_iter()
+            .map(|name| (name, Value::String(query.clone())))
+            .collect();
+        [Value::Object(filled.clone()), Value::Object(filled)]
+    };
+    args.into_iter()
         .map(|arguments| ToolCall {
             id: format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24]),
             name: name.clone(),
