@@ -1,0 +1,28 @@
+//! confab's shared actix-web glue, used by the server binaries.
+//!
+//! - [`ApiError`]: every error as JSON `{"error": code, "message": text}`
+//!   with the right status; `From<HistoryError>` and `From<StoreError>`
+//!   map service errors (client errors are never 5xx).
+//! - [`extract`]: JSON/query/path extractor configs whose errors use that
+//!   shape, a 404 default service, and [`extract::json_errors`], a
+//!   middleware that rewrites any other non-JSON error response.
+//! - [`auth`]: `X-Internal-Auth` checking (constant time) and the
+//!   [`Caller`] extractor (user id and role).
+//! - [`request_id`]: `X-Request-Id` middleware with a tracing span.
+//! - [`telemetry`]: tracing setup (`LOG_FORMAT`, `LOG_LEVEL`).
+//! - [`config`]: the only place that reads the environment ([`Vars`]).
+//!
+//! This is the only library crate that depends on actix.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod request_id;
+pub mod telemetry;
+
+pub use auth::{AuthConfig, Caller, InternalAuth};
+pub use config::{ConfigError, HttpConfig, Vars};
+pub use error::{ApiError, ErrorBody};
+pub use request_id::RequestId;
+pub use telemetry::{LogConfig, LogFormat, init_tracing};
