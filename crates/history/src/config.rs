@@ -24,8 +24,6 @@ pub struct HistoryConfig {
     pub max_memory_chars: usize,
     /// Longest feedback comment, in characters (default 2000).
     pub max_comment_chars: usize,
-    /// Feedback items listed in an experience summary when the caller gives no number.
-    pub recent_feedback: u32,
 }
 
 impl Default for HistoryConfig {
@@ -41,7 +39,6 @@ impl Default for HistoryConfig {
             max_import_messages: 100_000,
             max_memory_chars: 4000,
             max_comment_chars: 2000,
-            recent_feedback: 10,
         }
     }
 }

@@ -48,6 +48,12 @@ pub fn json_error(err: &JsonPayloadError) -> ApiError {
     }
 }
 
+/// Parses a JSON body read by hand (e.g. after an authorization check),
+/// classifying errors like the `Json` extractor: syntax -> 400, shape -> 422.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| json_error(&JsonPayloadError::Deserialize(e)))
+}
+
 /// [`web::JsonConfig`] with a size limit and JSON errors. Any content type
 /// is read as JSON, so `curl -d '{...}'` works without a header.
 pub fn json_config(limit: usize) -> web::JsonConfig {

@@ -1,0 +1,115 @@
+//! The chat-service configuration, read from [`Vars`] by the binary.
+
+use std::time::Duration;
+
+use confab_history::HistoryConfig;
+use confab_llm::LlmConfig;
+use confab_store::DbConfig;
+use confab_web::{AuthConfig, ConfigError, HttpConfig, LogConfig, Vars};
+
+/// Default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/confab.db";
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8001";
+/// Default largest import body (32 MiB).
+pub const DEFAULT_MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A variable is invalid.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The language model configuration is invalid.
+    #[error("language model configuration: {0}")]
+    Llm(#[from] confab_llm::LlmError),
+    /// The database cannot be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] confab_store::StoreError),
+    /// The address cannot be bound.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database connection settings (`DATABASE_URL`, `DATABASE_MAX_CONNECTIONS`).
+    pub database: DbConfig,
+    /// Listen address, workers, body limit, shutdown grace.
+    pub http: HttpConfig,
+    /// Internal key (`AGENT_RUNTIME__INTERNAL_API_KEY`).
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Service limits (defaults).
+    pub history: HistoryConfig,
+    /// Largest `POST /api/sessions/import` body, in bytes.
+    pub max_import_bytes: usize,
+    /// How long `/api/health` and `/api/stats` wait for each provider.
+    pub provider_probe_timeout: Duration,
+    /// Language model providers.
+    pub llm: LlmConfig,
+}
+
+impl Config {
+    /// Reads the configuration. See docs/CONFIG.md for every variable.
+    pub fn from_vars(vars: &Vars) -> Result<Self, StartError> {
+        let mut database = DbConfig::new(vars.get_or("DATABASE_URL", DEFAULT_DATABASE_URL));
+        database.max_connections =
+            vars.parse_or("DATABASE_MAX_CONNECTIONS", database.max_connections)?;
+        database.connection_timeout =
+            vars.millis("DATABASE_TIMEOUT_MS", database.connection_timeout)?;
+        let max_import_bytes = vars.parse_or("HTTP_MAX_IMPORT_BYTES", DEFAULT_MAX_IMPORT_BYTES)?;
+        Ok(Self {
+            database,
+            http: HttpConfig::from_vars(vars, "CHAT_SERVICE_BIND", DEFAULT_BIND)?,
+            auth: AuthConfig::from_vars(vars),
+            log: LogConfig::from_vars(vars)?,
+            history: HistoryConfig::default(),
+            max_import_bytes,
+            provider_probe_timeout: vars
+                .millis("PROVIDER_PROBE_TIMEOUT_MS", Duration::from_millis(2000))?,
+            llm: LlmConfig::from_vars(vars.lookup())?,
+        })
+    }
+
+    /// Defaults for `database_url`, listening on `127.0.0.1:0` (tests, embedding).
+    pub fn for_database(database_url: &str) -> Result<Self, StartError> {
+        let mut vars = Vars::default();
+        vars.set("DATABASE_URL", database_url);
+        vars.set("CHAT_SERVICE_BIND", "127.0.0.1:0");
+        Self::from_vars(&vars)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::from_vars(&Vars::default()).unwrap();
+        assert_eq!(c.database.url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.http.bind, DEFAULT_BIND);
+        assert!(!c.auth.requires_internal_key());
+        assert_eq!(c.max_import_bytes, DEFAULT_MAX_IMPORT_BYTES);
+
+        let c = Config::from_vars(&Vars::from_pairs([
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CHAT_SERVICE_BIND", "0.0.0.0:9000"),
+            ("AGENT_RUNTIME__INTERNAL_API_KEY", "k"),
+            ("DATABASE_MAX_CONNECTIONS", "3"),
+            ("HTTP_MAX_IMPORT_BYTES", "100"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database.url, "postgres://u@h/db");
+        assert_eq!(c.database.max_connections, 3);
+        assert_eq!(c.http.bind, "0.0.0.0:9000");
+        assert!(c.auth.requires_internal_key());
+        assert_eq!(c.max_import_bytes, 100);
+
+        let err = Config::from_vars(&Vars::from_pairs([("DATABASE_MAX_CONNECTIONS", "many")]));
+        assert!(matches!(err, Err(StartError::Config(_))));
+    }
+}

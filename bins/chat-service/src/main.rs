@@ -1,0 +1,80 @@
+//! The chat-service binary: reads the environment, starts the server,
+//! prints `listening on http://ADDR`, and shuts down gracefully on
+//! SIGINT/SIGTERM (a second signal stops at once).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use chat_service::{Config, Stopper};
+use confab_web::{Vars, init_tracing};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Vars::from_env()
+        .map_err(chat_service::StartError::from)
+        .and_then(|vars| Config::from_vars(&vars))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chat-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    let grace = config.http.shutdown_grace;
+    let running = match chat_service::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("chat-service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", running.url());
+    let _ = std::io::stdout().flush();
+    tracing::info!(addr = %running.addr(), "chat-service started");
+
+    tokio::spawn(stop_on_signals(running.stopper(), grace));
+    match running.wait().await {
+        Ok(()) => {
+            tracing::info!("chat-service stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful stop (streams told to finish, requests
+/// get `grace`); a second one: immediate stop.
+async fn stop_on_signals(stopper: Stopper, grace: std::time::Duration) {
+    if wait_for_signal().await.is_err() {
+        return;
+    }
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+    let graceful = stopper.clone();
+    tokio::spawn(async move { graceful.stop(true).await });
+    if wait_for_signal().await.is_ok() {
+        tracing::warn!("second signal: stopping now");
+        stopper.stop(false).await;
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

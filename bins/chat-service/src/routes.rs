@@ -1,0 +1,53 @@
+//! The route table: every route of the service, in one place. Each
+//! `service(...)` registers a handler and its OpenAPI operation.
+//!
+//! Order matters where paths overlap: fixed segments (`/api/sessions/search`)
+//! come before `{id}` segments.
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{admin, memory, messages, sessions, system};
+
+/// Registers every route on `cfg`.
+pub fn configure(cfg: &mut ServiceConfig) {
+    // System (seed 003).
+    cfg.service(system::root)
+        .service(system::health)
+        .service(system::api_health)
+        .service(system::stats)
+        .service(memory::list_memory)
+        .service(memory::remember)
+        .service(memory::clear_memory)
+        .service(memory::experience);
+
+    // Chat (the lead's modules; one line each):
+    // cfg.service(crate::chat::post_chat)
+    //     .service(crate::chat::chat_stream)
+    //     .service(crate::chat::agent_message_stream)
+    //     .service(crate::ws::ws_chat);
+
+    // Sessions: fixed paths first, then `{id}` paths.
+    cfg.service(sessions::create_session)
+        .service(sessions::list_sessions)
+        .service(sessions::search_sessions)
+        .service(sessions::user_stats)
+        .service(sessions::import_session)
+        .service(sessions::get_session)
+        .service(sessions::update_session)
+        .service(sessions::delete_session)
+        .service(sessions::archive_session)
+        .service(sessions::unarchive_session)
+        .service(sessions::session_statistics)
+        .service(sessions::list_messages)
+        .service(sessions::add_message)
+        .service(sessions::export_session);
+
+    // Messages: search before `{id}`.
+    cfg.service(messages::search_messages)
+        .service(messages::update_message)
+        .service(messages::delete_message)
+        .service(messages::give_feedback);
+
+    // Administration.
+    cfg.service(admin::cleanup);
+}

@@ -1,0 +1,391 @@
+//! `/api/sessions/...`: sessions and their messages, user-scoped.
+
+use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use confab_models::{
+    ChatSession, MessagePage, MessageQuery, NewMessage, NewSession, SessionExport, SessionPage,
+    SessionQuery, SessionSearchHit, SessionStatistics, SessionUpdate, UserSessionStats,
+};
+use confab_web::extract::parse_json;
+use confab_web::{ApiError, Caller, ErrorBody};
+use serde::{Deserialize, Serialize};
+
+use crate::openapi::{self as doc, SESSIONS};
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// Query of `GET /api/sessions/search`.
+#[derive(Debug, Deserialize)]
+pub struct SessionSearchQuery {
+    /// Words to find in titles and messages.
+    pub q: String,
+    /// Most hits.
+    pub limit: Option<u32>,
+}
+
+/// Sessions found by search.
+#[derive(Debug, Serialize)]
+pub struct SessionSearchResults {
+    /// Title matches first, then sessions by their best matching message.
+    pub items: Vec<SessionSearchHit>,
+}
+
+/// Query of `DELETE /api/sessions/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    /// Remove for good (with messages) instead of soft-deleting.
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// Query of `GET /api/sessions/{id}/export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// json (default), markdown (md) or txt (text).
+    pub format: Option<String>,
+}
+
+/// Creates a session.
+#[utoipa::path(
+    tag = SESSIONS,
+    request_body(content = doc::NewSessionDoc, description = "Every field is optional"),
+    responses(
+        (status = 201, description = "Created", body = doc::ChatSessionDoc),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+#[post("/api/sessions")]
+pub async fn create_session(
+    state: Data,
+    caller: Caller,
+    body: web::Json<NewSession>,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .sessions
+        .create(&caller.user_id, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// Lists the caller's sessions, most recently updated first.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<doc::SessionStatusDoc>, Query, description = "Only this state; default active and archived"),
+        ("limit" = Option<u32>, Query, description = "Page size (default 50, at most 200)"),
+    ),
+    responses(
+        (status = 200, body = doc::SessionPageDoc),
+        (status = 400, description = "Bad cursor, status or limit", body = ErrorBody),
+    )
+)]
+#[get("/api/sessions")]
+pub async fn list_sessions(
+    state: Data,
+    caller: Caller,
+    query: web::Query<SessionQuery>,
+) -> Result<web::Json<SessionPage>, ApiError> {
+    let page = state
+        .sessions
+        .list_user_sessions(&caller.user_id, query.into_inner())
+        .await?;
+    Ok(web::Json(page))
+}
+
+/// Finds the caller's sessions by title or message content.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(
+        ("q" = String, Query, description = "Words to find"),
+        ("limit" = Option<u32>, Query, description = "Most hits (default 50, at most 200)"),
+    ),
+    responses(
+        (status = 200, body = doc::SessionSearchResultsDoc),
+        (status = 400, description = "Missing q or bad limit", body = ErrorBody),
+    )
+)]
+#[get("/api/sessions/search")]
+pub async fn search_sessions(
+    state: Data,
+    caller: Caller,
+    query: web::Query<SessionSearchQuery>,
+) -> Result<web::Json<SessionSearchResults>, ApiError> {
+    let items = state
+        .sessions
+        .search_sessions(&caller.user_id, &query.q, query.limit)
+        .await?;
+    Ok(web::Json(SessionSearchResults { items }))
+}
+
+/// Figures over the caller's sessions.
+#[utoipa::path(tag = SESSIONS, responses((status = 200, body = doc::UserSessionStatsDoc)))]
+#[get("/api/sessions/stats")]
+pub async fn user_stats(
+    state: Data,
+    caller: Caller,
+) -> Result<web::Json<UserSessionStats>, ApiError> {
+    Ok(web::Json(state.sessions.stats(&caller.user_id).await?))
+}
+
+/// Imports a JSON export (`GET /api/sessions/{id}/export?format=json`) as a new session.
+#[utoipa::path(
+    tag = SESSIONS,
+    request_body = doc::SessionExportDoc,
+    responses(
+        (status = 201, description = "The new session", body = doc::ChatSessionDoc),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Not a session export, or invalid content", body = ErrorBody),
+    )
+)]
+#[post("/api/sessions/import")]
+pub async fn import_session(
+    state: Data,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let value: serde_json::Value = parse_json(&body)?;
+    let doc: SessionExport = serde_json::from_value(value)
+        .map_err(|e| ApiError::validation(format!("not a session export: {e}")))?;
+    let session = state.history.import_document(&caller.user_id, doc).await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// One of the caller's sessions (also archived or deleted: see `status`).
+#[utoipa::path(
+    tag = SESSIONS,
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses(
+        (status = 200, body = doc::ChatSessionDoc),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+    )
+)]
+#[get("/api/sessions/{id}")]
+pub async fn get_session(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<ChatSession>, ApiError> {
+    Ok(web::Json(state.sessions.get(&caller.user_id, &id).await?))
+}
+
+/// Renames a session or changes its model or metadata.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    request_body = doc::SessionUpdateDoc,
+    responses(
+        (status = 200, body = doc::ChatSessionDoc),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+        (status = 409, description = "The session is deleted", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+#[patch("/api/sessions/{id}")]
+pub async fn update_session(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<SessionUpdate>,
+) -> Result<web::Json<ChatSession>, ApiError> {
+    let session = state
+        .sessions
+        .update(&caller.user_id, &id, body.into_inner())
+        .await?;
+    Ok(web::Json(session))
+}
+
+/// Deletes a session: soft by default (hidden, purged by cleanup later), for good with `purge=true`.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(
+        ("id" = String, Path, description = "Session id (UUID)"),
+        ("purge" = Option<bool>, Query, description = "Remove with its messages now"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+    )
+)]
+#[delete("/api/sessions/{id}")]
+pub async fn delete_session(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if query.purge {
+        state.sessions.purge(&caller.user_id, &id).await?;
+    } else {
+        state.sessions.delete(&caller.user_id, &id).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Archives a session (idempotent).
+#[utoipa::path(
+    tag = SESSIONS,
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses(
+        (status = 200, body = doc::ChatSessionDoc),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+        (status = 409, description = "The session is deleted", body = ErrorBody),
+    )
+)]
+#[post("/api/sessions/{id}/archive")]
+pub async fn archive_session(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<ChatSession>, ApiError> {
+    Ok(web::Json(
+        state.sessions.archive(&caller.user_id, &id).await?,
+    ))
+}
+
+/// Makes an archived session active again (idempotent).
+#[utoipa::path(
+    tag = SESSIONS,
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses(
+        (status = 200, body = doc::ChatSessionDoc),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+        (status = 409, description = "The session is deleted", body = ErrorBody),
+    )
+)]
+#[post("/api/sessions/{id}/unarchive")]
+pub async fn unarchive_session(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<ChatSession>, ApiError> {
+    Ok(web::Json(
+        state.sessions.unarchive(&caller.user_id, &id).await?,
+    ))
+}
+
+/// Figures about one session: counts by role, tokens, response time.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses(
+        (status = 200, body = doc::SessionStatisticsDoc),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+    )
+)]
+#[get("/api/sessions/{id}/statistics")]
+pub async fn session_statistics(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<SessionStatistics>, ApiError> {
+    Ok(web::Json(
+        state
+            .history
+            .session_statistics(&caller.user_id, &id)
+            .await?,
+    ))
+}
+
+/// One page of a session's messages, newest first.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(
+        ("id" = String, Path, description = "Session id (UUID)"),
+        ("before" = Option<String>, Query, description = "`older_cursor` of a page: older messages"),
+        ("after" = Option<String>, Query, description = "`newer_cursor` of a page: newer messages"),
+        ("limit" = Option<u32>, Query, description = "Page size (default 50, at most 200)"),
+    ),
+    responses(
+        (status = 200, body = doc::MessagePageDoc),
+        (status = 400, description = "Bad id or cursor", body = ErrorBody),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+        (status = 409, description = "The session is deleted", body = ErrorBody),
+    )
+)]
+#[get("/api/sessions/{id}/messages")]
+pub async fn list_messages(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<MessageQuery>,
+) -> Result<web::Json<MessagePage>, ApiError> {
+    Ok(web::Json(
+        state
+            .history
+            .get_session_messages(&caller.user_id, &id, query.into_inner())
+            .await?,
+    ))
+}
+
+/// Appends a message to a session (without generating a reply).
+#[utoipa::path(
+    tag = SESSIONS,
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    request_body = doc::NewMessageDoc,
+    responses(
+        (status = 201, body = doc::MessageDoc),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+        (status = 409, description = "The session is deleted", body = ErrorBody),
+        (status = 413, description = "Content too long", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+#[post("/api/sessions/{id}/messages")]
+pub async fn add_message(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<NewMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let message = state
+        .history
+        .save_message(&caller.user_id, &id, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Created().json(message))
+}
+
+/// Downloads a session as JSON (importable), Markdown or plain text.
+#[utoipa::path(
+    tag = SESSIONS,
+    params(
+        ("id" = String, Path, description = "Session id (UUID)"),
+        ("format" = Option<String>, Query, description = "json (default), markdown or txt"),
+    ),
+    responses(
+        (status = 200, description = "The document, as an attachment", content(
+            (doc::SessionExportDoc = "application/json"),
+            (String = "text/markdown"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "Unknown format or bad id", body = ErrorBody),
+        (status = 404, description = "No such session for this user", body = ErrorBody),
+        (status = 409, description = "The session is deleted", body = ErrorBody),
+    )
+)]
+#[get("/api/sessions/{id}/export")]
+pub async fn export_session(
+    state: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = query.format.as_deref().unwrap_or("json");
+    let export = state
+        .history
+        .export_session(&caller.user_id, &id, format)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, export.content_type))
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(export.filename)],
+        })
+        .body(export.body))
+}
