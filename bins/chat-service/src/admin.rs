@@ -26,7 +26,7 @@ pub struct CleanupRequest {
     tag = ADMIN,
     request_body = CleanupRequest,
     responses(
-        (status = 200, body = doc::CleanupReportDoc),
+        (status = 200, description = "OK", body = doc::CleanupReportDoc),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "Not an administrator", body = ErrorBody),
         (status = 422, description = "Missing or invalid field", body = ErrorBody),

@@ -7,7 +7,7 @@
 //! [`AppState`] over a test database and call [`serve`] on `127.0.0.1:0`.
 //!
 //! Layout: [`routes`] is the route table; `sessions`, `messages`,
-//! `memory`, `system` and `admin` hold the handlers; [`openapi`] the
+//! `memory`, `system` and `admin` hold the handlers; [`mod@openapi`] the
 //! document's base and schemas; [`adapters`] the agents crate's store
 //! traits over the history services.
 
@@ -56,7 +56,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub struct OpenApiJson(Arc<String>);
 
 impl OpenApiJson {
-    /// Serialises [`openapi`].
+    /// Serialises [`openapi()`].
     pub fn new() -> Self {
         let text = openapi()
             .to_pretty_json()

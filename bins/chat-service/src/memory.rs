@@ -78,7 +78,7 @@ pub struct ExperienceQuery {
     tag = MEMORY,
     params(("limit" = Option<u32>, Query, description = "Most items (default 10, at most 200)")),
     responses(
-        (status = 200, body = MemoryList),
+        (status = 200, description = "OK", body = MemoryList),
         (status = 400, description = "Bad limit", body = ErrorBody),
     )
 )]
@@ -104,7 +104,7 @@ pub async fn list_memory(
     tag = MEMORY,
     request_body = RememberRequest,
     responses(
-        (status = 201, body = doc::MemoryItemDoc),
+        (status = 201, description = "Created", body = doc::MemoryItemDoc),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Empty or too long content, metadata not an object", body = ErrorBody),
     )
@@ -124,7 +124,7 @@ pub async fn remember(
 }
 
 /// Removes all of the caller's memory items.
-#[utoipa::path(tag = MEMORY, responses((status = 200, body = Cleared)))]
+#[utoipa::path(tag = MEMORY, responses((status = 200, description = "OK", body = Cleared)))]
 #[post("/api/memory/clear")]
 pub async fn clear_memory(state: Data, caller: Caller) -> Result<web::Json<Cleared>, ApiError> {
     let cleared = state.memory.clear(&caller.user_id).await?;
@@ -136,10 +136,10 @@ pub async fn clear_memory(state: Data, caller: Caller) -> Result<web::Json<Clear
     tag = MEMORY,
     params(
         ("recent" = Option<u32>, Query, description = "Newest items to include (default 10)"),
-        ("scope" = Option<Scope>, Query, description = "user (default) or all (administrators)"),
+        ("scope" = inline(Option<Scope>), Query, description = "user (default) or all (administrators)"),
     ),
     responses(
-        (status = 200, body = doc::ExperienceSummaryDoc),
+        (status = 200, description = "OK", body = doc::ExperienceSummaryDoc),
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 403, description = "scope=all by a non-administrator", body = ErrorBody),
     )

@@ -37,7 +37,7 @@ pub struct MessageSearchResults {
         ("limit" = Option<u32>, Query, description = "Most hits (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, body = doc::MessageSearchResultsDoc),
+        (status = 200, description = "OK", body = doc::MessageSearchResultsDoc),
         (status = 400, description = "Missing q, bad session id or limit", body = ErrorBody),
     )
 )]
@@ -65,7 +65,7 @@ pub async fn search_messages(
     params(("id" = String, Path, description = "Message id (UUID)")),
     request_body = doc::MessageUpdateDoc,
     responses(
-        (status = 200, body = doc::MessageDoc),
+        (status = 200, description = "OK", body = doc::MessageDoc),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such message for this user", body = ErrorBody),
         (status = 409, description = "Its session is deleted", body = ErrorBody),
@@ -116,7 +116,7 @@ pub async fn delete_message(
     params(("id" = String, Path, description = "Message id (UUID) of an assistant message")),
     request_body = doc::NewFeedbackDoc,
     responses(
-        (status = 200, body = doc::FeedbackDoc),
+        (status = 200, description = "OK", body = doc::FeedbackDoc),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such message for this user", body = ErrorBody),
         (status = 409, description = "Its session is deleted", body = ErrorBody),

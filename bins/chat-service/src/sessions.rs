@@ -74,11 +74,11 @@ pub async fn create_session(
     tag = SESSIONS,
     params(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("status" = Option<doc::SessionStatusDoc>, Query, description = "Only this state; default active and archived"),
+        ("status" = inline(Option<doc::SessionStatusDoc>), Query, description = "Only this state; default active and archived"),
         ("limit" = Option<u32>, Query, description = "Page size (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, body = doc::SessionPageDoc),
+        (status = 200, description = "OK", body = doc::SessionPageDoc),
         (status = 400, description = "Bad cursor, status or limit", body = ErrorBody),
     )
 )]
@@ -103,7 +103,7 @@ pub async fn list_sessions(
         ("limit" = Option<u32>, Query, description = "Most hits (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, body = doc::SessionSearchResultsDoc),
+        (status = 200, description = "OK", body = doc::SessionSearchResultsDoc),
         (status = 400, description = "Missing q or bad limit", body = ErrorBody),
     )
 )]
@@ -121,7 +121,7 @@ pub async fn search_sessions(
 }
 
 /// Figures over the caller's sessions.
-#[utoipa::path(tag = SESSIONS, responses((status = 200, body = doc::UserSessionStatsDoc)))]
+#[utoipa::path(tag = SESSIONS, responses((status = 200, description = "OK", body = doc::UserSessionStatsDoc)))]
 #[get("/api/sessions/stats")]
 pub async fn user_stats(
     state: Data,
@@ -159,7 +159,7 @@ pub async fn import_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = doc::ChatSessionDoc),
         (status = 400, description = "Not a UUID", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = ErrorBody),
     )
@@ -179,7 +179,7 @@ pub async fn get_session(
     params(("id" = String, Path, description = "Session id (UUID)")),
     request_body = doc::SessionUpdateDoc,
     responses(
-        (status = 200, body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = doc::ChatSessionDoc),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
@@ -233,7 +233,7 @@ pub async fn delete_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = doc::ChatSessionDoc),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
     )
@@ -254,7 +254,7 @@ pub async fn archive_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = doc::ChatSessionDoc),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
     )
@@ -275,7 +275,7 @@ pub async fn unarchive_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, body = doc::SessionStatisticsDoc),
+        (status = 200, description = "OK", body = doc::SessionStatisticsDoc),
         (status = 404, description = "No such session for this user", body = ErrorBody),
     )
 )]
@@ -303,7 +303,7 @@ pub async fn session_statistics(
         ("limit" = Option<u32>, Query, description = "Page size (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, body = doc::MessagePageDoc),
+        (status = 200, description = "OK", body = doc::MessagePageDoc),
         (status = 400, description = "Bad id or cursor", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
@@ -330,7 +330,7 @@ pub async fn list_messages(
     params(("id" = String, Path, description = "Session id (UUID)")),
     request_body = doc::NewMessageDoc,
     responses(
-        (status = 201, body = doc::MessageDoc),
+        (status = 201, description = "Created", body = doc::MessageDoc),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
         (status = 413, description = "Content too long", body = ErrorBody),

@@ -42,14 +42,14 @@ fn liveness() -> web::Json<Liveness> {
 }
 
 /// Liveness: the process answers (no dependency is checked).
-#[utoipa::path(tag = SYSTEM, responses((status = 200, body = Liveness)))]
+#[utoipa::path(tag = SYSTEM, responses((status = 200, description = "OK", body = Liveness)))]
 #[get("/")]
 pub async fn root() -> web::Json<Liveness> {
     liveness()
 }
 
 /// Liveness, for probes and the gateway.
-#[utoipa::path(tag = SYSTEM, responses((status = 200, body = Liveness)))]
+#[utoipa::path(tag = SYSTEM, responses((status = 200, description = "OK", body = Liveness)))]
 #[get("/health")]
 pub async fn health() -> web::Json<Liveness> {
     liveness()
@@ -281,7 +281,7 @@ pub struct Stats {
 #[utoipa::path(
     tag = SYSTEM,
     responses(
-        (status = 200, body = Stats),
+        (status = 200, description = "OK", body = Stats),
         (status = 503, description = "The database is down", body = ErrorBody),
     )
 )]

@@ -34,7 +34,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             key: Some(KEY),
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: 128 * 1024,
             max_import_bytes: 256 * 1024,
         }
     }
