@@ -47,6 +47,13 @@ pub async fn spawn(db: Db) -> Server {
 
 /// A server over `db` with these options.
 pub async fn spawn_with(db: Db, opts: Options) -> Server {
+    let providers: Vec<Arc<dyn ChatModel>> = vec![Arc::new(BuiltinProvider::new())];
+    let state = AppState::new(db, HistoryConfig::default()).with_providers(providers);
+    spawn_state(state, opts).await
+}
+
+/// A server over a prepared state with these options.
+pub async fn spawn_state(state: AppState, opts: Options) -> Server {
     let mut config = Config::for_database("sqlite://unused.db").unwrap();
     config.http.workers = Some(2);
     config.http.max_body_bytes = opts.max_body_bytes;
@@ -56,8 +63,6 @@ pub async fn spawn_with(db: Db, opts: Options) -> Server {
         Some(k) => confab_web::AuthConfig::with_internal_key(k),
         None => confab_web::AuthConfig::standalone(),
     };
-    let providers: Vec<Arc<dyn ChatModel>> = vec![Arc::new(BuiltinProvider::new())];
-    let state = AppState::new(db, HistoryConfig::default()).with_providers(providers);
     let running = chat_service::serve(web::Data::new(state), &config).unwrap();
     Server {
         url: running.url(),
