@@ -11,6 +11,8 @@
 
 pub mod fake_llm;
 pub use fake_llm::{FakeLlm, FakeLlmConfig};
+pub mod mcp_server;
+pub use mcp_server::McpTestServer;
 
 use std::time::Duration;
 
