@@ -26,6 +26,9 @@ pub enum StartError {
     /// The database cannot be opened or migrated.
     #[error(transparent)]
     Store(#[from] confab_store::StoreError),
+    /// The engine (providers, RAG, tools) cannot be built.
+    #[error(transparent)]
+    Wiring(#[from] crate::wiring::WiringError),
     /// The address cannot be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
@@ -50,6 +53,10 @@ pub struct Config {
     pub provider_probe_timeout: Duration,
     /// Language model providers.
     pub llm: LlmConfig,
+    /// WebSocket and streaming limits.
+    pub chat: crate::chat::ChatLimits,
+    /// All variables (the engine wiring reads its own).
+    pub vars: Vars,
 }
 
 impl Config {
@@ -71,6 +78,8 @@ impl Config {
             provider_probe_timeout: vars
                 .millis("PROVIDER_PROBE_TIMEOUT_MS", Duration::from_millis(2000))?,
             llm: LlmConfig::from_vars(vars.lookup())?,
+            chat: chat_limits(vars)?,
+            vars: vars.clone(),
         })
     }
 
@@ -81,6 +90,17 @@ impl Config {
         vars.set("CHAT_SERVICE_BIND", "127.0.0.1:0");
         Self::from_vars(&vars)
     }
+}
+
+/// WebSocket limits and the shutdown grace period.
+fn chat_limits(vars: &Vars) -> Result<crate::chat::ChatLimits, ConfigError> {
+    let d = crate::chat::ChatLimits::default();
+    Ok(crate::chat::ChatLimits {
+        max_frame_bytes: vars.parse_or("WS_MAX_FRAME_BYTES", d.max_frame_bytes)?,
+        heartbeat: vars.seconds("WS_HEARTBEAT_SECS", d.heartbeat)?,
+        idle_timeout: vars.seconds("WS_IDLE_TIMEOUT_SECS", d.idle_timeout)?,
+        shutdown_grace: vars.seconds("SHUTDOWN_GRACE_SECS", d.shutdown_grace)?,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 pub mod adapters;
 mod admin;
+pub mod chat;
 pub mod config;
 mod memory;
 mod messages;
@@ -21,6 +22,8 @@ pub mod routes;
 mod sessions;
 pub mod state;
 mod system;
+pub mod wiring;
+pub mod ws;
 
 use std::io;
 use std::net::SocketAddr;
@@ -147,6 +150,7 @@ pub fn build_app(
 pub struct Stopper {
     handle: ServerHandle,
     shutdown: CancellationToken,
+    chat: Option<chat::ChatState>,
 }
 
 impl Stopper {
@@ -154,7 +158,18 @@ impl Stopper {
     /// (`AppState::shutdown`) and running requests get the grace period.
     pub async fn stop(&self, graceful: bool) {
         self.shutdown.cancel();
-        self.handle.stop(graceful).await;
+        match (&self.chat, graceful) {
+            // Running answers get the grace period, then are cancelled and
+            // saved; meanwhile the server stops accepting.
+            (Some(chat), true) => {
+                futures_util::join!(chat.drain(), self.handle.stop(true));
+            }
+            (Some(chat), false) => {
+                chat.abort.cancel();
+                self.handle.stop(false).await;
+            }
+            (None, _) => self.handle.stop(graceful).await,
+        }
     }
 }
 
@@ -207,7 +222,8 @@ pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running>
     let parts = AppParts::new(state.clone(), config);
     let mut server = HttpServer::new(move || build_app(parts.clone()))
         .disable_signals()
-        .shutdown_timeout(config.http.shutdown_grace.as_secs().max(1));
+        // Beyond the grace period, cancelled answers get a few seconds to be saved.
+        .shutdown_timeout(config.http.shutdown_grace.as_secs().max(1) + 5);
     if let Some(workers) = config.http.workers {
         server = server.workers(workers);
     }
@@ -221,6 +237,7 @@ pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running>
     let stopper = Stopper {
         handle: server.handle(),
         shutdown: state.shutdown.clone(),
+        chat: state.chat.clone(),
     };
     let task = tokio::spawn(server);
     Ok(Running {
@@ -235,9 +252,19 @@ pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running>
 /// migrations), builds the providers and the state, and [`serve`]s.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let db = Db::connect(config.database.clone()).await?;
-    let providers = vec![config.llm.chat_model()?];
-    let state = AppState::new(db, config.history.clone())
-        .with_providers(providers)
-        .with_probe_timeout(config.provider_probe_timeout);
+    let state = AppState::new(db.clone(), config.history.clone());
+    let wiring = wiring::build(
+        &config.vars,
+        &config.llm,
+        db,
+        state.conversation_store(),
+        state.memory_store(),
+    )
+    .await?;
+    let state = state
+        .with_providers(vec![wiring.model.clone()])
+        .with_probe_timeout(config.provider_probe_timeout)
+        .with_engine(wiring.engine, config.chat.clone())
+        .with_mcp(wiring.mcp);
     Ok(serve(web::Data::new(state), &config)?)
 }

@@ -20,11 +20,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(memory::clear_memory)
         .service(memory::experience);
 
-    // Chat (the lead's modules; one line each):
-    // cfg.service(crate::chat::post_chat)
-    //     .service(crate::chat::chat_stream)
-    //     .service(crate::chat::agent_message_stream)
-    //     .service(crate::ws::ws_chat);
+    // Chat: REST, SSE, seed-004 SSE, WebSocket (not an OpenAPI operation).
+    cfg.service(crate::chat::post_chat)
+        .service(crate::chat::stream_chat)
+        .service(crate::chat::agent_stream)
+        .route("/ws/chat", actix_web::web::get().to(crate::ws::chat_ws));
 
     // Sessions: fixed paths first, then `{id}` paths.
     cfg.service(sessions::create_session)

@@ -12,7 +12,11 @@ use confab_llm::ChatModel;
 use confab_store::Db;
 use tokio_util::sync::CancellationToken;
 
+use confab_agents::Engine;
+use confab_web::ApiError;
+
 use crate::adapters::{HistoryConversationStore, HistoryMemoryStore};
+use crate::chat::{ChatLimits, ChatState};
 
 /// Shared state of the service (wrapped in `web::Data`, so one per process).
 pub struct AppState {
@@ -39,6 +43,10 @@ pub struct AppState {
     pub started: Instant,
     /// How long a provider probe may take.
     pub provider_probe_timeout: Duration,
+    /// The chat engine and its connections (`None`: chat routes answer 503).
+    pub chat: Option<ChatState>,
+    /// Connected MCP servers, kept alive (their child processes end with the state).
+    pub mcp: Option<Arc<confab_agents::mcp::McpServers>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +74,8 @@ impl AppState {
             shutdown: CancellationToken::new(),
             started: Instant::now(),
             provider_probe_timeout: Duration::from_secs(2),
+            chat: None,
+            mcp: None,
         }
     }
 
@@ -73,6 +83,32 @@ impl AppState {
     pub fn with_providers(mut self, providers: Vec<Arc<dyn ChatModel>>) -> Self {
         self.providers = providers;
         self
+    }
+
+    /// Enables chat over `engine`, sharing the generation counter and the
+    /// shutdown token.
+    pub fn with_engine(mut self, engine: Engine, limits: ChatLimits) -> Self {
+        self.chat = Some(ChatState::new(
+            engine,
+            self.sessions.clone(),
+            limits,
+            self.active_generations.clone(),
+            self.shutdown.clone(),
+        ));
+        self
+    }
+
+    /// Keeps the MCP servers (whose tools the engine uses) alive.
+    pub fn with_mcp(mut self, mcp: confab_agents::mcp::McpServers) -> Self {
+        self.mcp = Some(Arc::new(mcp));
+        self
+    }
+
+    /// The chat state, or 503 when chat is not configured.
+    pub fn chat(&self) -> Result<&ChatState, ApiError> {
+        self.chat
+            .as_ref()
+            .ok_or_else(|| ApiError::unavailable("chat is not configured on this instance"))
     }
 
     /// Sets how long a provider probe may take.

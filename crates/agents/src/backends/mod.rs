@@ -1,5 +1,5 @@
 //! The built-in backends and what they share: one streamed model call
-//! ([`model_round`]) with cancellation.
+//! (`model_round`) with cancellation.
 
 pub mod agent;
 pub mod simple;

@@ -1,0 +1,540 @@
+//! Chat over HTTP: `POST /api/chat` (whole reply), `GET /api/chat/stream`
+//! (SSE of protocol events), `POST /agent/message/stream` (seed 004 SSE
+//! with `data: [DONE]`), plus the shared [`ChatState`] the WebSocket
+//! handler uses too. Handlers parse, call the engine, map errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use bytes::Bytes;
+use confab_agents::{AgentError, ChatTurn, Engine, UserSettings};
+use confab_history::SessionService;
+use confab_models::{AgentKind, NewSession, ServerEvent, SessionQuery};
+use confab_web::{ApiError, Caller, InternalAuth};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+/// Header the gateway uses to pass the user's settings (JSON object).
+pub const SETTINGS_HEADER: &str = "x-user-settings";
+/// Interval of SSE keep-alive comments while nothing else is sent.
+const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Limits of chat connections.
+#[derive(Debug, Clone)]
+pub struct ChatLimits {
+    /// Largest WebSocket frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// WebSocket ping interval.
+    pub heartbeat: Duration,
+    /// A connection with no client frame for this long is closed (not while
+    /// an answer streams).
+    pub idle_timeout: Duration,
+    /// How long running answers may go on after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ChatLimits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            heartbeat: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the chat routes share.
+#[derive(Clone)]
+pub struct ChatState {
+    /// The conversation engine.
+    pub engine: Engine,
+    /// Sessions (the seed-004 route maps its session keys through it).
+    pub sessions: SessionService,
+    /// Answers being generated right now.
+    pub active: Arc<AtomicUsize>,
+    /// Open WebSocket connections.
+    pub connections: Arc<AtomicUsize>,
+    /// Fired when shutdown starts: no new answers, idle sockets close.
+    pub draining: CancellationToken,
+    /// Fired when the grace period ends: running answers are cancelled
+    /// (saved, and ended with `done` / `cancelled`).
+    pub abort: CancellationToken,
+    /// Limits.
+    pub limits: ChatLimits,
+}
+
+impl ChatState {
+    /// State over an engine; `active` and `draining` are shared with the
+    /// rest of the service (stats, shutdown).
+    pub fn new(
+        engine: Engine,
+        sessions: SessionService,
+        limits: ChatLimits,
+        active: Arc<AtomicUsize>,
+        draining: CancellationToken,
+    ) -> Self {
+        Self {
+            engine,
+            sessions,
+            active,
+            connections: Arc::new(AtomicUsize::new(0)),
+            draining,
+            abort: CancellationToken::new(),
+            limits,
+        }
+    }
+
+    /// Graceful shutdown of chat: stop taking new answers, let running ones
+    /// finish for up to the grace period, then cancel them and wait (briefly)
+    /// until they are saved.
+    pub async fn drain(&self) {
+        self.draining.cancel();
+        let deadline = tokio::time::Instant::now() + self.limits.shutdown_grace;
+        while self.active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.abort.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A cancellation token for one answer (cancelled on abort).
+    pub fn answer_token(&self) -> CancellationToken {
+        self.abort.child_token()
+    }
+
+    /// 503 while shutting down.
+    pub fn check_open(&self) -> Result<(), ApiError> {
+        if self.draining.is_cancelled() {
+            Err(ApiError::unavailable("the service is shutting down"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts an answer as active until the guard drops.
+    pub fn guard(&self) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        ActiveGuard(self.active.clone())
+    }
+}
+
+/// Decrements the active-answer count on drop.
+pub struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The user's settings from the gateway's header (defaults when absent or malformed).
+pub fn settings_of(req: &HttpRequest) -> UserSettings {
+    req.headers()
+        .get(SETTINGS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .map(|v| UserSettings::from_json(&v))
+        .unwrap_or_default()
+}
+
+/// Maps an engine error to an HTTP error.
+pub fn api_error(e: AgentError) -> ApiError {
+    match e {
+        AgentError::InvalidMessage(m) => ApiError::validation(m),
+        AgentError::UnknownBackend(..) => ApiError::validation(e.to_string()),
+        AgentError::NotFound(m) => ApiError::not_found(m),
+        AgentError::MissingCourse => ApiError::validation(e.to_string()),
+        AgentError::Invalid(m) => ApiError::bad_request(m),
+        AgentError::Storage(m) => ApiError::unavailable(m),
+        AgentError::Generation { code, message } => match code.as_str() {
+            "rate_limited" => ApiError::too_many_requests(message),
+            "cancelled" => ApiError::unavailable(message),
+            _ => ApiError::new(
+                actix_web::http::StatusCode::BAD_GATEWAY,
+                "provider_error",
+                format!("{code}: {message}"),
+            ),
+        },
+    }
+}
+
+/// Body of `POST /api/chat`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequestBody {
+    /// The user's message.
+    pub message: String,
+    /// Session to continue; a new one is created when absent.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    /// Agent of a new session (default dashboard).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "dashboard")]
+    pub agent: Option<AgentKind>,
+    /// Course of a new course session.
+    #[serde(default)]
+    pub course_id: Option<String>,
+    /// Chat backend (`simple` | `agent`) instead of the default.
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+fn turn(
+    caller: &Caller,
+    req: &HttpRequest,
+    message: String,
+    session_id: Option<Uuid>,
+    agent: Option<AgentKind>,
+    course_id: Option<String>,
+    backend: Option<String>,
+) -> Result<ChatTurn, ApiError> {
+    if message.trim().is_empty() {
+        return Err(ApiError::validation("`message` must not be empty"));
+    }
+    Ok(ChatTurn {
+        user_id: caller.user_id.clone(),
+        session_id,
+        agent: agent.unwrap_or_default(),
+        course_id,
+        content: message,
+        backend,
+        settings: settings_of(req),
+    })
+}
+
+/// `POST /api/chat`: the whole answer at once.
+#[utoipa::path(
+    post, path = "/api/chat", tag = "chat",
+    request_body = ChatRequestBody,
+    responses(
+        (status = 200, description = "The answer, saved in the session", body = ChatAnswer),
+        (status = 400, description = "Malformed request", body = confab_web::ErrorBody),
+        (status = 404, description = "Unknown session", body = confab_web::ErrorBody),
+        (status = 422, description = "Invalid message", body = confab_web::ErrorBody),
+        (status = 502, description = "The model failed", body = confab_web::ErrorBody),
+        (status = 503, description = "Shutting down or storage unavailable", body = confab_web::ErrorBody),
+    )
+)]
+#[post("/api/chat")]
+pub async fn post_chat(
+    app: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<ChatRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let state = app.chat()?;
+    state.check_open()?;
+    let body = body.into_inner();
+    let turn = turn(
+        &caller,
+        &req,
+        body.message,
+        body.session_id,
+        body.agent,
+        body.course_id,
+        body.backend,
+    )?;
+    let _guard = state.guard();
+    let reply = state
+        .engine
+        .send_message(turn, state.answer_token())
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(ChatAnswer {
+        response: reply.response,
+        timestamp: reply
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        model: reply.model,
+        session_id: reply.session_id,
+        message_id: reply.message_id,
+        sources: reply.sources,
+        usage: reply.usage,
+        finish_reason: reply.finish_reason,
+    }))
+}
+
+/// Answer of `POST /api/chat` (seed 003 shape plus ids, sources, usage).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ChatAnswer {
+    /// The answer text.
+    pub response: String,
+    /// When it was saved (RFC 3339).
+    pub timestamp: String,
+    /// Model that answered.
+    pub model: String,
+    /// The session (new or continued).
+    pub session_id: Uuid,
+    /// The saved assistant message.
+    pub message_id: Uuid,
+    /// Sources the answer cites.
+    #[schema(value_type = Vec<Object>)]
+    pub sources: Vec<confab_models::SourceInfo>,
+    /// Token accounting.
+    #[schema(value_type = Object)]
+    pub usage: confab_models::Usage,
+    /// `stop`, `length`, `cancelled`, ...
+    #[schema(value_type = String)]
+    pub finish_reason: confab_models::FinishReason,
+}
+
+/// Query of `GET /api/chat/stream`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// The user's message.
+    pub message: String,
+    /// Session to continue.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    /// Agent of a new session.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub agent: Option<AgentKind>,
+    /// Course of a new course session.
+    #[serde(default)]
+    pub course_id: Option<String>,
+    /// Chat backend instead of the default.
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+/// `GET /api/chat/stream`: the answer as Server-Sent Events, one protocol
+/// event (JSON) per `data:` line, ending with `done` or `error`.
+#[utoipa::path(
+    get, path = "/api/chat/stream", tag = "chat",
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "text/event-stream of chat events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed query", body = confab_web::ErrorBody),
+        (status = 404, description = "Unknown session", body = confab_web::ErrorBody),
+        (status = 422, description = "Invalid message", body = confab_web::ErrorBody),
+        (status = 503, description = "Shutting down", body = confab_web::ErrorBody),
+    )
+)]
+#[get("/api/chat/stream")]
+pub async fn stream_chat(
+    app: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let state = app.chat()?;
+    state.check_open()?;
+    let q = query.into_inner();
+    if let Some(sid) = q.session_id {
+        // A wrong session is a 404 now, not an event later.
+        state
+            .sessions
+            .get(&caller.user_id, &sid.to_string())
+            .await
+            .map_err(ApiError::from)
+            .and_then(|s| {
+                if s.status == confab_models::SessionStatus::Deleted {
+                    Err(ApiError::not_found(format!("session {sid} not found")))
+                } else {
+                    Ok(())
+                }
+            })?;
+    }
+    let turn = turn(
+        &caller,
+        &req,
+        q.message,
+        q.session_id,
+        q.agent,
+        q.course_id,
+        q.backend,
+    )?;
+    let guard = state.guard();
+    let events = state.engine.stream_message(turn, state.answer_token());
+    let body = sse_body(
+        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
+        guard,
+        None,
+    );
+    Ok(sse_response(body))
+}
+
+/// An SSE response around a body stream.
+pub fn sse_response(
+    body: impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+/// `data:` frames for each JSON text, keep-alive comments while idle, an
+/// optional last frame; holds `guard` until the stream ends or is dropped.
+pub fn sse_body(
+    events: impl Stream<Item = String> + Send + 'static,
+    guard: ActiveGuard,
+    last: Option<&'static str>,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
+    async_stream::stream! {
+        let _guard = guard;
+        let mut events = Box::pin(events);
+        loop {
+            match tokio::time::timeout(SSE_KEEPALIVE, events.next()).await {
+                Ok(Some(json)) => yield Ok(Bytes::from(format!("data: {json}\n\n"))),
+                Ok(None) => break,
+                Err(_) => yield Ok(Bytes::from_static(b": keep-alive\n\n")),
+            }
+        }
+        if let Some(last) = last {
+            yield Ok(Bytes::from(format!("data: {last}\n\n")));
+        }
+    }
+}
+
+/// Body of `POST /agent/message/stream` (seed 004).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AgentMessage {
+    /// The caller's session key: a confab session id, or any string naming
+    /// a conversation (mapped to a session of this user).
+    pub session_id: String,
+    /// Must be `user`.
+    pub role: String,
+    /// The message.
+    pub content: String,
+}
+
+/// One seed-004 SSE frame, fields in the seed's order.
+#[derive(serde::Serialize)]
+struct SeedFrame<'a> {
+    token: &'a str,
+    is_final: bool,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<serde_json::Value>,
+}
+
+impl<'a> SeedFrame<'a> {
+    fn token(token: &'a str, is_final: bool) -> Self {
+        Self {
+            token,
+            is_final,
+            kind: "assistant_message",
+            error: None,
+        }
+    }
+}
+
+/// Metadata key holding a seed-004 session key.
+const EXTERNAL_KEY: &str = "external_session_id";
+
+/// The session a seed-004 key names: a session id of the user, or the most
+/// recent session created for that key, or a new one.
+async fn session_for_key(state: &ChatState, user: &str, key: &str) -> Result<Uuid, ApiError> {
+    if let Ok(id) = Uuid::parse_str(key)
+        && let Ok(s) = state.sessions.get(user, &id.to_string()).await
+        && s.status != confab_models::SessionStatus::Deleted
+    {
+        return Ok(id);
+    }
+    let page = state
+        .sessions
+        .list_user_sessions(
+            user,
+            SessionQuery {
+                limit: Some(200),
+                ..SessionQuery::default()
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+    if let Some(s) = page
+        .items
+        .iter()
+        .find(|s| s.metadata.get(EXTERNAL_KEY).and_then(|v| v.as_str()) == Some(key))
+    {
+        return Ok(s.id);
+    }
+    let session = state
+        .sessions
+        .create(
+            user,
+            NewSession {
+                metadata: Some(json!({ EXTERNAL_KEY: key })),
+                ..NewSession::default()
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+    Ok(session.id)
+}
+
+/// `POST /agent/message/stream` (seed 004): SSE of
+/// `{"token","is_final","type":"assistant_message"}` frames, then `data: [DONE]`.
+#[utoipa::path(
+    post, path = "/agent/message/stream", tag = "chat",
+    request_body = AgentMessage,
+    responses(
+        (status = 200, description = "text/event-stream of tokens, then [DONE]", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or wrong X-Internal-Auth", body = confab_web::ErrorBody),
+        (status = 422, description = "Invalid message", body = confab_web::ErrorBody),
+    )
+)]
+#[post("/agent/message/stream")]
+pub async fn agent_stream(
+    app: web::Data<AppState>,
+    _auth: InternalAuth,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<AgentMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let state = app.chat()?;
+    state.check_open()?;
+    let body = body.into_inner();
+    if body.role != "user" {
+        return Err(ApiError::validation("`role` must be `user`"));
+    }
+    let key = body.session_id.trim();
+    if key.is_empty() || key.chars().count() > 200 {
+        return Err(ApiError::validation(
+            "`session_id` must have 1..=200 characters",
+        ));
+    }
+    let session_id = session_for_key(state, &caller.user_id, key).await?;
+    let turn = turn(
+        &caller,
+        &req,
+        body.content,
+        Some(session_id),
+        None,
+        None,
+        None,
+    )?;
+    let guard = state.guard();
+    let events = state.engine.stream_message(turn, state.answer_token());
+    let frames = events.filter_map(|e| async move {
+        let frame = match &e {
+            ServerEvent::Token { content } => SeedFrame::token(content, false),
+            ServerEvent::Done { .. } => SeedFrame::token("", true),
+            ServerEvent::Error { code, message } => SeedFrame {
+                error: Some(json!({ "code": code, "message": message })),
+                kind: "error",
+                ..SeedFrame::token("", true)
+            },
+            _ => return None,
+        };
+        serde_json::to_string(&frame).ok()
+    });
+    Ok(sse_response(sse_body(frames, guard, Some("[DONE]"))))
+}

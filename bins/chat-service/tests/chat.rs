@@ -1,0 +1,637 @@
+//! Chat over WebSocket, SSE and REST against a real chat-service on
+//! 127.0.0.1:0, wired from variables to the fake LLM server (real HTTP),
+//! with real WebSocket clients over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chat_service::AppState;
+use chat_service::chat::ChatLimits;
+use common::{KEY, Options, Server};
+use confab_history::HistoryConfig;
+use confab_llm::LlmConfig;
+use confab_store::Db;
+use confab_testkit::{FakeLlm, FakeLlmConfig};
+use confab_web::Vars;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message as Ws};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A chat-service whose engine is wired from variables to `llm` answering as `model`.
+async fn chat_server(db: Db, llm: &FakeLlm, model: &str, limits: ChatLimits) -> Server {
+    let vars = Vars::from_pairs([
+        ("AGENT_RUNTIME__LLM_PROXY_URL", llm.base_url()),
+        ("AGENT_RUNTIME__LLM_MODEL", model.to_owned()),
+        ("CONFAB_LLM_MAX_RETRIES", "0".to_owned()),
+    ]);
+    let llm_config = LlmConfig::from_vars(vars.lookup()).unwrap();
+    let state = AppState::new(db.clone(), HistoryConfig::default());
+    let wiring = chat_service::wiring::build(
+        &vars,
+        &llm_config,
+        db,
+        state.conversation_store(),
+        state.memory_store(),
+    )
+    .await
+    .unwrap();
+    let state = state
+        .with_providers(vec![wiring.model.clone()])
+        .with_engine(wiring.engine, limits);
+    common::spawn_state(state, Options::default()).await
+}
+
+fn slow_llm(tokens: usize, delay_ms: u64) -> FakeLlmConfig {
+    FakeLlmConfig {
+        token_delay: Duration::from_millis(delay_ms),
+        tokens: Some(tokens),
+        ..FakeLlmConfig::default()
+    }
+}
+
+/// A WebSocket to `/ws/chat` as `user` (behind the gateway).
+async fn connect(server: &Server, user: &str) -> Socket {
+    let url = format!("{}/ws/chat", server.url.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("X-Internal-Auth", KEY.parse().unwrap());
+    req.headers_mut().insert("X-User-Id", user.parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    socket
+}
+
+async fn send(ws: &mut Socket, value: Value) {
+    ws.send(Ws::Text(value.to_string().into())).await.unwrap();
+}
+
+/// The next protocol event (skipping pings), within 10 s.
+async fn next(ws: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        match msg {
+            Ws::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Ws::Ping(_) | Ws::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Events up to and including `done` or `error`.
+async fn until_end(ws: &mut Socket) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let e = next(ws).await;
+        let end = e["type"] == "done" || e["type"] == "error";
+        events.push(e);
+        if end {
+            return events;
+        }
+    }
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e["type"].as_str().unwrap() {
+            "stage" => format!("stage:{}", e["stage"].as_str().unwrap()),
+            "token" => format!("token:{}", e["content"].as_str().unwrap()),
+            "done" => format!("done:{}", e["finish_reason"].as_str().unwrap()),
+            "error" => format!("error:{}", e["code"].as_str().unwrap()),
+            "sources" => "sources".into(),
+            t => t.to_owned(),
+        })
+        .collect()
+}
+
+fn text_of(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "token")
+        .map(|e| e["content"].as_str().unwrap())
+        .collect()
+}
+
+async fn ws_conversation_two_turns_and_resume(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let mut ws = connect(&server, "alice").await;
+    send(&mut ws, json!({"type": "init", "agent": "dashboard"})).await;
+    let ready = next(&mut ws).await;
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["agent"], "dashboard");
+    assert_eq!(ready["backend"], "simple");
+    assert_eq!(ready["history"], json!([]));
+    let session_id = ready["session_id"].as_str().unwrap().to_owned();
+
+    send(
+        &mut ws,
+        json!({"type": "chat_message", "content": "hello there"}),
+    )
+    .await;
+    let events = until_end(&mut ws).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            "stage:analysis",
+            "stage:retrieval",
+            "stage:generation",
+            "token:hello",
+            "token: there",
+            "sources",
+            "done:stop"
+        ]
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["session_id"], session_id.as_str());
+    assert_eq!(done["model"], "echo");
+    send(
+        &mut ws,
+        json!({"type": "chat_message", "content": "second turn"}),
+    )
+    .await;
+    let events = until_end(&mut ws).await;
+    assert_eq!(text_of(&events), "second turn");
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await, json!({"type": "pong"}));
+    ws.close(None).await.unwrap();
+
+    // A new connection resumes with the history.
+    let mut ws = connect(&server, "alice").await;
+    send(
+        &mut ws,
+        json!({"type": "init", "agent": "dashboard", "session_id": session_id}),
+    )
+    .await;
+    let ready = next(&mut ws).await;
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["session_id"], session_id.as_str());
+    let history: Vec<(String, String)> = ready["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("user".into(), "hello there".into()),
+            ("assistant".into(), "hello there".into()),
+            ("user".into(), "second turn".into()),
+            ("assistant".into(), "second turn".into()),
+        ]
+    );
+    send(&mut ws, json!({"type": "chat_message", "content": "third"})).await;
+    let events = until_end(&mut ws).await;
+    assert_eq!(events.last().unwrap()["session_id"], session_id.as_str());
+    // The model saw the earlier turns.
+    let body = llm.requests().last().unwrap().body.clone();
+    let contents: Vec<String> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(contents.contains(&"second turn".to_owned()), "{contents:?}");
+
+    // Another user cannot resume it.
+    let mut ws = connect(&server, "mallory").await;
+    send(
+        &mut ws,
+        json!({"type": "init", "agent": "dashboard", "session_id": session_id}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["code"], "not_found");
+    // ...and the connection lives on.
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await["type"], "pong");
+}
+
+async fn ws_bare_message_form(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let mut ws = connect(&server, "bob").await;
+    send(&mut ws, json!({"message": "seed form"})).await;
+    let ready = next(&mut ws).await;
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["agent"], "dashboard");
+    let events = until_end(&mut ws).await;
+    assert_eq!(text_of(&events), "seed form");
+    assert_eq!(events.last().unwrap()["type"], "done");
+}
+
+async fn ws_cancel_mid_stream_keeps_partial(db: Db) {
+    let llm = FakeLlm::start_with(slow_llm(300, 20)).await;
+    let server = chat_server(db, &llm, "slow", ChatLimits::default()).await;
+    let mut ws = connect(&server, "carol").await;
+    send(&mut ws, json!({"type": "init", "agent": "dashboard"})).await;
+    let session_id = next(&mut ws).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(&mut ws, json!({"type": "chat_message", "content": "go"})).await;
+    let mut events = Vec::new();
+    loop {
+        let e = next(&mut ws).await;
+        let tokens = events
+            .iter()
+            .filter(|e: &&Value| e["type"] == "token")
+            .count();
+        if e["type"] == "token" && tokens == 4 {
+            send(&mut ws, json!({"type": "cancel"})).await;
+        }
+        let end = e["type"] == "done" || e["type"] == "error";
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    let done = events.last().unwrap();
+    assert_eq!(done["finish_reason"], "cancelled", "{done}");
+    let streamed = text_of(&events);
+    assert!(streamed.split_whitespace().count() < 300);
+    let msgs: Value = server
+        .as_user(
+            "carol",
+            reqwest::Method::GET,
+            &format!("/api/sessions/{session_id}/messages"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = msgs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["role"], "assistant");
+    assert_eq!(
+        items[0]["content"],
+        streamed.as_str(),
+        "the partial reply is kept"
+    );
+    assert_eq!(items[0]["metadata"]["finish_reason"], "cancelled");
+    assert!(llm.wait_for_disconnect(Duration::from_secs(5)).await);
+}
+
+async fn ws_busy_while_streaming(db: Db) {
+    let llm = FakeLlm::start_with(slow_llm(20, 20)).await;
+    let server = chat_server(db, &llm, "slow", ChatLimits::default()).await;
+    let mut ws = connect(&server, "dave").await;
+    send(&mut ws, json!({"type": "chat_message", "content": "first"})).await;
+    assert_eq!(next(&mut ws).await["type"], "ready");
+    assert_eq!(next(&mut ws).await["type"], "stage");
+    send(
+        &mut ws,
+        json!({"type": "chat_message", "content": "second"}),
+    )
+    .await;
+    let events = until_end(&mut ws).await;
+    let busy: Vec<&Value> = events.iter().filter(|e| e["type"] == "error").collect();
+    // The busy error arrives mid-stream; the first answer still ends with done.
+    let rest = if events.last().unwrap()["type"] == "error" {
+        until_end(&mut ws).await
+    } else {
+        Vec::new()
+    };
+    let all: Vec<Value> = events.iter().chain(rest.iter()).cloned().collect();
+    let errors: Vec<&Value> = all.iter().filter(|e| e["type"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{all:?} {busy:?}");
+    assert_eq!(errors[0]["code"], "busy");
+    assert_eq!(all.last().unwrap()["type"], "done");
+    assert_eq!(all.iter().filter(|e| e["type"] == "token").count(), 20);
+    // Only one model call was made.
+    assert_eq!(llm.requests().len(), 1);
+}
+
+async fn ws_malformed_and_oversized_frames(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let limits = ChatLimits {
+        max_frame_bytes: 1024,
+        ..ChatLimits::default()
+    };
+    let server = chat_server(db, &llm, "echo", limits).await;
+    let mut ws = connect(&server, "erin").await;
+    for bad in [
+        "not json",
+        "[1,2]",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"chat_message"}"#,
+        r#"{"message": 5}"#,
+        r#"{"type":"init","agent":"robot"}"#,
+    ] {
+        ws.send(Ws::Text(bad.into())).await.unwrap();
+        let e = next(&mut ws).await;
+        assert_eq!(e["type"], "error", "{bad}");
+        assert_eq!(e["code"], "bad_frame", "{bad}");
+        assert!(!e["message"].as_str().unwrap().is_empty());
+    }
+    ws.send(Ws::Binary(vec![1, 2, 3].into())).await.unwrap();
+    assert_eq!(next(&mut ws).await["code"], "bad_frame");
+    // A course session without a course id is refused, the socket lives.
+    send(&mut ws, json!({"type": "init", "agent": "course"})).await;
+    assert_eq!(next(&mut ws).await["code"], "missing_course");
+    send(
+        &mut ws,
+        json!({"type": "chat_message", "content": "still alive"}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "ready");
+    assert_eq!(text_of(&until_end(&mut ws).await), "still alive");
+    // Too large: an error event, then close 1009.
+    send(
+        &mut ws,
+        json!({"type": "chat_message", "content": "x".repeat(4000)}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(e["code"], "message_too_large");
+    let close = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
+    match close {
+        Some(Ok(Ws::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
+
+async fn ws_needs_the_internal_key(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let url = format!("{}/ws/chat", server.url.replace("http://", "ws://"));
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    match err {
+        tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+/// `data:` payloads of an SSE body.
+fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn sse_stream_and_rest_chat(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let resp = server
+        .as_user(
+            "frank",
+            reqwest::Method::GET,
+            "/api/chat/stream?message=stream%20me",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events: Vec<Value> = sse_data(&resp.text().await.unwrap())
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(
+        kinds(&events),
+        [
+            "stage:analysis",
+            "stage:retrieval",
+            "stage:generation",
+            "token:stream",
+            "token: me",
+            "sources",
+            "done:stop"
+        ]
+    );
+    let session_id = events.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Continue over REST.
+    let resp = server
+        .as_user("frank", reqwest::Method::POST, "/api/chat")
+        .json(&json!({"message": "and rest", "session_id": session_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["response"], "and rest");
+    assert_eq!(body["session_id"], session_id.as_str());
+    assert_eq!(body["model"], "echo");
+    assert!(body["message_id"].is_string());
+    assert!(body["sources"].is_array());
+    assert!(body["timestamp"].is_string());
+    // Someone else's session: 404 on both, nothing written.
+    for resp in [
+        server
+            .as_user(
+                "mallory",
+                reqwest::Method::GET,
+                &format!("/api/chat/stream?message=x&session_id={session_id}"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        server
+            .as_user("mallory", reqwest::Method::POST, "/api/chat")
+            .json(&json!({"message": "x", "session_id": session_id}))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "not_found");
+    }
+    // Bad input: JSON errors, never 500.
+    let cases = [
+        (
+            server.as_user("frank", reqwest::Method::GET, "/api/chat/stream"),
+            400,
+        ),
+        (
+            server.as_user(
+                "frank",
+                reqwest::Method::GET,
+                "/api/chat/stream?message=x&session_id=nope",
+            ),
+            400,
+        ),
+        (
+            server.as_user(
+                "frank",
+                reqwest::Method::GET,
+                "/api/chat/stream?message=%20",
+            ),
+            422,
+        ),
+        (
+            server
+                .as_user("frank", reqwest::Method::POST, "/api/chat")
+                .body("{not json"),
+            400,
+        ),
+        (
+            server
+                .as_user("frank", reqwest::Method::POST, "/api/chat")
+                .json(&json!({"message": 5})),
+            422,
+        ),
+        (
+            server
+                .as_user("frank", reqwest::Method::POST, "/api/chat")
+                .json(&json!({})),
+            422,
+        ),
+        (
+            server
+                .as_user("frank", reqwest::Method::POST, "/api/chat")
+                .json(&json!({"message": ""})),
+            422,
+        ),
+        (
+            server
+                .as_user("frank", reqwest::Method::POST, "/api/chat")
+                .json(&json!({"message": "x", "backend": "nope"})),
+            422,
+        ),
+        (
+            server
+                .as_user("frank", reqwest::Method::POST, "/api/chat")
+                .json(&json!({"message": "x", "agent": "course"})),
+            422,
+        ),
+    ];
+    for (req, status) in cases {
+        let resp = req.send().await.unwrap();
+        let got = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(got, status, "{body}");
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{body}"
+        );
+    }
+}
+
+async fn rest_chat_provider_failure_is_502(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "error_500", ChatLimits::default()).await;
+    let resp = server
+        .as_user("gina", reqwest::Method::POST, "/api/chat")
+        .json(&json!({"message": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "provider_error");
+    // The user message was kept.
+    let sessions: Value = server
+        .as_user("gina", reqwest::Method::GET, "/api/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["items"][0]["message_count"], 2);
+}
+
+async fn seed_004_agent_stream(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let url = format!("{}/agent/message/stream", server.url);
+    let body = json!({"session_id": "user-session-1", "role": "user", "content": "Hello, world"});
+    let resp = server
+        .anonymous(reqwest::Method::POST, "/agent/message/stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = server
+        .client
+        .post(&url)
+        .header("X-Internal-Auth", KEY)
+        .header("X-User-Id", "svc-user")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(
+        data,
+        [
+            r#"{"token":"Hello,","is_final":false,"type":"assistant_message"}"#,
+            r#"{"token":" world","is_final":false,"type":"assistant_message"}"#,
+            r#"{"token":"","is_final":true,"type":"assistant_message"}"#,
+            "[DONE]",
+        ]
+    );
+    // The same key continues the same session.
+    let resp = server
+        .client
+        .post(&url)
+        .header("X-Internal-Auth", KEY)
+        .header("X-User-Id", "svc-user")
+        .json(&json!({"session_id": "user-session-1", "role": "user", "content": "again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sse_data(&resp.text().await.unwrap()).last().unwrap(),
+        "[DONE]"
+    );
+    let sessions: Value = server
+        .as_user("svc-user", reqwest::Method::GET, "/api/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["items"].as_array().unwrap().len(), 1);
+    assert_eq!(sessions["items"][0]["message_count"], 4);
+    let resp = server
+        .client
+        .post(&url)
+        .header("X-Internal-Auth", KEY)
+        .header("X-User-Id", "svc-user")
+        .json(&json!({"session_id": "s", "role": "assistant", "content": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+}
+
+confab_testkit::backend_tests!(
+    ws_conversation_two_turns_and_resume,
+    ws_bare_message_form,
+    ws_cancel_mid_stream_keeps_partial,
+    ws_busy_while_streaming,
+    ws_malformed_and_oversized_frames,
+    ws_needs_the_internal_key,
+    sse_stream_and_rest_chat,
+    rest_chat_provider_failure_is_502,
+    seed_004_agent_stream,
+);
