@@ -101,6 +101,23 @@ impl ChatTurn {
     }
 }
 
+/// A conversation answered without being saved ([`Engine::stream_stateless`]).
+#[derive(Debug, Clone)]
+pub struct StatelessTurn {
+    /// The user (for memory items and tools).
+    pub user_id: String,
+    /// Which agent answers.
+    pub agent: AgentKind,
+    /// The course of a course agent.
+    pub course_id: Option<String>,
+    /// The conversation, oldest first; the last message is the user's question.
+    pub messages: Vec<(MessageRole, String)>,
+    /// Backend to use instead of the default.
+    pub backend: Option<String>,
+    /// The user's settings.
+    pub settings: UserSettings,
+}
+
 /// A whole answer (`send_message`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatReply {
@@ -146,7 +163,8 @@ impl std::fmt::Debug for Engine {
 
 /// A turn checked and acknowledged, ready to generate.
 struct Prepared {
-    session: ChatSession,
+    /// `None` for a stateless turn (nothing is saved).
+    session: Option<ChatSession>,
     backend: Arc<dyn crate::backend::ChatBackend>,
     backend_name: String,
     context: Vec<ChatMessage>,
@@ -337,6 +355,109 @@ impl Engine {
         })
     }
 
+    /// Answers a conversation the caller gives whole (OpenAI-style: past
+    /// messages, the last one from the user) without saving anything. The
+    /// agent's system prompt comes first, the caller's system messages
+    /// follow it; the window is fitted to the budget like a saved
+    /// conversation's. `done` carries nil session and message ids.
+    pub fn stream_stateless(
+        &self,
+        turn: StatelessTurn,
+        cancel: CancellationToken,
+    ) -> impl Stream<Item = ServerEvent> + Send + 'static {
+        let (tx, rx) = mpsc::channel(self.inner.config.channel_capacity.max(1));
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let watcher = {
+                let tx = tx.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    tx.closed().await;
+                    cancel.cancel();
+                })
+            };
+            match engine.prepare_stateless(turn, cancel).await {
+                Err(e) => {
+                    let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
+                }
+                Ok(prepared) => engine.generate(prepared, &tx).await,
+            }
+            watcher.abort();
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })
+    }
+
+    async fn prepare_stateless(
+        &self,
+        turn: StatelessTurn,
+        cancel: CancellationToken,
+    ) -> Result<Prepared, AgentError> {
+        let config = &self.inner.config;
+        let Some((last_role, last)) = turn.messages.last() else {
+            return Err(AgentError::InvalidMessage("`messages` is empty".into()));
+        };
+        if *last_role != MessageRole::User || last.trim().is_empty() {
+            return Err(AgentError::InvalidMessage(
+                "the last message must be a non-empty user message".into(),
+            ));
+        }
+        let total: usize = turn.messages.iter().map(|(_, c)| c.chars().count()).sum();
+        if total > config.max_message_chars * 4 {
+            return Err(AgentError::InvalidMessage(format!(
+                "the conversation has {total} characters; the limit is {}",
+                config.max_message_chars * 4
+            )));
+        }
+        let backend = self.inner.backends.get(turn.backend.as_deref())?;
+        let backend_name = backend.name().to_owned();
+        let course = check_course(turn.agent, turn.course_id.as_deref())?;
+        let mut system = system_prompt(turn.agent, course.as_deref(), &turn.settings);
+        let now = Utc::now();
+        let mut history = Vec::new();
+        let (_, query) = turn.messages[turn.messages.len() - 1].clone();
+        for (role, content) in &turn.messages[..turn.messages.len() - 1] {
+            match role {
+                MessageRole::System => {
+                    system.push_str("\n\n");
+                    system.push_str(content.trim());
+                }
+                MessageRole::User | MessageRole::Assistant => history.push(Message {
+                    id: Uuid::nil(),
+                    session_id: Uuid::nil(),
+                    role: *role,
+                    content: content.clone(),
+                    timestamp: now,
+                    model_id: None,
+                    tokens_used: None,
+                    response_time: None,
+                    metadata: Default::default(),
+                }),
+                MessageRole::Tool => {}
+            }
+        }
+        let memory = self.recall(&turn.user_id).await;
+        let mut context = build_context(&system, &memory, &history, &query, config.context_tokens);
+        context.pop();
+        let ctx = ChatContext {
+            user_id: turn.user_id,
+            session_id: None,
+            agent: turn.agent,
+            course_id: course,
+            settings: turn.settings,
+            cancel,
+        };
+        Ok(Prepared {
+            session: None,
+            backend,
+            backend_name,
+            context,
+            query: query.trim().to_owned(),
+            ctx,
+        })
+    }
+
     async fn recall(&self, user_id: &str) -> Vec<MemoryItem> {
         let Some(memory) = &self.inner.memory else {
             return Vec::new();
@@ -423,7 +544,7 @@ impl Engine {
             cancel,
         };
         Ok(Prepared {
-            session,
+            session: Some(session),
             backend,
             backend_name,
             context,
@@ -451,7 +572,8 @@ impl Engine {
                 .settings
                 .preferred_model
                 .clone()
-                .unwrap_or_else(|| session.model_id.clone()),
+                .or_else(|| session.as_ref().map(|s| s.model_id.clone()))
+                .unwrap_or_default(),
             usage: Usage::default(),
             finish_reason: FinishReason::Error,
             error: None,
@@ -547,15 +669,19 @@ impl Engine {
             outcome.finish_reason = FinishReason::Cancelled;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let saved = self
-            .save_reply(&session, &backend_name, &outcome, elapsed)
-            .await;
+        let saved = match &session {
+            Some(session) => self
+                .save_reply(session, &backend_name, &outcome, elapsed)
+                .await
+                .map(|m| (session.id, m.id)),
+            None => Ok((Uuid::nil(), Uuid::nil())),
+        };
         let last = match (&outcome.error, saved) {
             (Some((code, message)), _) => ServerEvent::error(code.clone(), message.clone()),
             (None, Err(e)) => ServerEvent::error(e.code(), e.to_string()),
-            (None, Ok(message)) => ServerEvent::Done {
-                session_id: session.id,
-                message_id: message.id,
+            (None, Ok((session_id, message_id))) => ServerEvent::Done {
+                session_id,
+                message_id,
                 model: outcome.model.clone(),
                 usage: outcome.usage,
                 finish_reason: outcome.finish_reason,

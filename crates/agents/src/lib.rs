@@ -27,7 +27,7 @@ pub mod tools;
 pub use backend::{
     AiStyle, BackendConfig, BackendDeps, BackendRegistry, ChatBackend, ChatContext, UserSettings,
 };
-pub use engine::{ChatReply, ChatTurn, Engine, EngineConfig};
+pub use engine::{ChatReply, ChatTurn, Engine, EngineConfig, StatelessTurn};
 pub use error::AgentError;
 pub use event::{ChatEvent, EventStream, Stage};
 pub use tools::{DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};

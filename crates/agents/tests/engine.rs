@@ -837,7 +837,71 @@ async fn send_message_and_open_session(db: Db) {
     assert_eq!(err.code(), "not_found");
 }
 
+async fn stateless_turn_saves_nothing(db: Db) {
+    let fx = Fixture::new(db, fast()).await;
+    let engine = fx.engine("echo", "simple");
+    let turn = confab_agents::StatelessTurn {
+        user_id: "sam".into(),
+        agent: AgentKind::Dashboard,
+        course_id: None,
+        messages: vec![
+            (MessageRole::System, "Always answer in French.".into()),
+            (MessageRole::User, "first question".into()),
+            (MessageRole::Assistant, "first answer".into()),
+            (MessageRole::User, "second question".into()),
+        ],
+        backend: None,
+        settings: UserSettings::default(),
+    };
+    let events: Vec<ServerEvent> = engine
+        .stream_stateless(turn, CancellationToken::new())
+        .collect()
+        .await;
+    let l = labels(&events);
+    assert_eq!(l[l.len() - 3], "token: question");
+    assert!(l[l.len() - 2].starts_with("sources:"));
+    assert_eq!(l[l.len() - 1], "done:stop");
+    let (sid, mid) = done_ids(&events);
+    assert!(sid.is_nil() && mid.is_nil());
+    let body = fx.llm.requests().last().unwrap().body.clone();
+    let msgs = body["messages"].as_array().unwrap();
+    let system = msgs[0]["content"].as_str().unwrap();
+    assert!(system.starts_with("You are confab"), "{system}");
+    assert!(system.contains("Always answer in French."));
+    let contents: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        ["first question", "first answer", "second question"]
+    );
+    let sessions = fx
+        .store
+        .sessions
+        .list_user_sessions("sam", Default::default())
+        .await
+        .unwrap();
+    assert!(sessions.items.is_empty(), "nothing saved");
+    // The last message must be the user's.
+    let turn = confab_agents::StatelessTurn {
+        user_id: "sam".into(),
+        agent: AgentKind::Dashboard,
+        course_id: None,
+        messages: vec![(MessageRole::Assistant, "hi".into())],
+        backend: None,
+        settings: UserSettings::default(),
+    };
+    let events: Vec<ServerEvent> = engine
+        .stream_stateless(turn, CancellationToken::new())
+        .collect()
+        .await;
+    assert_eq!(labels(&events), ["error:invalid_message"]);
+}
+
 confab_testkit::backend_tests!(
+    stateless_turn_saves_nothing,
     simple_echo_streams_and_persists,
     simple_error_500_saves_and_ends_with_error,
     simple_drop_mid_stream_keeps_partial,

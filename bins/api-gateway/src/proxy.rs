@@ -1,0 +1,206 @@
+//! Forwarding chat routes to chat-service over HTTP: identity headers in,
+//! bodies streamed back as they come (SSE tokens are not buffered), and a
+//! 503 JSON within about a second when no instance answers.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::Bytes;
+use confab_web::ApiError;
+use futures_util::StreamExt;
+
+use crate::upstream::{Upstream, Upstreams};
+
+/// Who a forwarded request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// User id chat-service scopes everything to.
+    pub user_id: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// The user's settings as JSON (AI style, preferred model).
+    pub settings: Option<String>,
+}
+
+/// Request headers passed through to chat-service (everything else,
+/// notably `Authorization`, cookies and any client-sent identity or
+/// internal-auth header, is dropped).
+const PASS_REQUEST: &[&str] = &[
+    "content-type",
+    "accept",
+    "accept-language",
+    "last-event-id",
+    "user-agent",
+];
+
+/// Response headers not copied back (hop-by-hop, or recomputed by actix).
+const DROP_RESPONSE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "x-request-id",
+];
+
+/// The forwarder.
+#[derive(Debug)]
+pub struct Proxy {
+    client: reqwest::Client,
+    upstreams: Upstreams,
+    internal_key: String,
+    connect_budget: Duration,
+}
+
+impl Proxy {
+    /// A proxy to `upstreams`, authenticating with `internal_key`.
+    /// `connect_timeout` bounds one connection attempt; all attempts of a
+    /// request together stay within `connect_budget`.
+    pub fn new(
+        upstreams: Upstreams,
+        internal_key: String,
+        connect_timeout: Duration,
+        connect_budget: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            client,
+            upstreams,
+            internal_key,
+            connect_budget,
+        })
+    }
+
+    /// The instances.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// The shared HTTP client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The internal key sent as `X-Internal-Auth`.
+    pub fn internal_key(&self) -> &str {
+        &self.internal_key
+    }
+
+    /// Identity and tracing headers for an upstream request.
+    pub fn identity_headers(
+        &self,
+        identity: &Identity,
+        request_id: &str,
+    ) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("x-internal-auth", self.internal_key.clone()),
+            ("x-user-id", identity.user_id.clone()),
+            ("x-user-role", identity.role.clone()),
+            ("x-request-id", request_id.to_owned()),
+        ];
+        if let Some(s) = &identity.settings {
+            headers.push(("x-user-settings", s.clone()));
+        }
+        headers
+    }
+
+    /// Forwards `req` (with `body`) to `path_and_query` on an instance and
+    /// streams the answer back.
+    pub async fn forward(
+        &self,
+        req: &HttpRequest,
+        path_and_query: &str,
+        body: Bytes,
+        identity: &Identity,
+    ) -> Result<HttpResponse, ApiError> {
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .map_err(|_| ApiError::bad_request("unsupported method"))?;
+        let request_id = crate::request_id_of(req);
+        let started = Instant::now();
+        let mut last_error = String::from("no chat-service instance is configured");
+        for upstream in self.upstreams.order() {
+            if started.elapsed() >= self.connect_budget {
+                break;
+            }
+            let mut builder = self
+                .client
+                .request(method.clone(), format!("{}{path_and_query}", upstream.url));
+            for name in PASS_REQUEST {
+                if let Some(v) = req.headers().get(*name) {
+                    builder = builder.header(*name, v.as_bytes());
+                }
+            }
+            for (name, value) in self.identity_headers(identity, &request_id) {
+                builder = builder.header(name, value);
+            }
+            if !body.is_empty()
+                || method == reqwest::Method::POST
+                || method == reqwest::Method::PATCH
+            {
+                builder = builder.body(body.clone());
+            }
+            match builder.send().await {
+                Ok(resp) => {
+                    self.upstreams.mark_up(upstream);
+                    return Ok(relay(resp));
+                }
+                Err(e) if e.is_connect() || (e.is_timeout() && !e.is_body()) => {
+                    last_error = format!("{}: {e}", upstream.url);
+                    self.upstreams.mark_down(upstream);
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %upstream.url, error = %e, "chat-service request failed");
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "bad_gateway",
+                        "chat-service failed to answer",
+                    ));
+                }
+            }
+        }
+        tracing::warn!(error = %last_error, "no chat-service instance reachable");
+        Err(unavailable())
+    }
+
+    /// A healthy-looking instance for a WebSocket (round robin).
+    pub fn ws_candidates(&self) -> Vec<&Upstream> {
+        self.upstreams.order()
+    }
+
+    /// The connect budget of one request.
+    pub fn connect_budget(&self) -> Duration {
+        self.connect_budget
+    }
+}
+
+/// The 503 when no instance answers.
+pub fn unavailable() -> ApiError {
+    ApiError::unavailable("no chat-service instance is reachable; try again shortly")
+}
+
+/// Streams an upstream response back unchanged (status, headers, body).
+fn relay(resp: reqwest::Response) -> HttpResponse {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HttpResponse::build(status);
+    for (name, value) in resp.headers() {
+        if DROP_RESPONSE.contains(&name.as_str()) {
+            continue;
+        }
+        out.append_header((name.as_str(), value.as_bytes()));
+    }
+    let body = resp.bytes_stream().map(|chunk| {
+        chunk.map_err(|e| {
+            tracing::debug!(error = %e, "upstream body ended early");
+            actix_web::error::ErrorBadGateway("upstream body ended early")
+        })
+    });
+    out.streaming(body)
+}
