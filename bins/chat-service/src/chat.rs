@@ -414,6 +414,116 @@ pub struct AgentMessage {
     pub content: String,
 }
 
+/// One message of a whole conversation (`POST /api/chat/completions`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationMessage {
+    /// `system`, `user` or `assistant` (`tool` messages are ignored).
+    #[schema(value_type = String, example = "user")]
+    pub role: confab_models::MessageRole,
+    /// The text.
+    pub content: String,
+}
+
+/// Body of `POST /api/chat/completions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompletionsBody {
+    /// The conversation, oldest first; the last message is the user's.
+    pub messages: Vec<ConversationMessage>,
+    /// Continue this session: only the last (user) message is used, the
+    /// session's own history is the context, and the turn is saved.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    /// Agent (default dashboard).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "dashboard")]
+    pub agent: Option<AgentKind>,
+    /// Course of a course agent.
+    #[serde(default)]
+    pub course_id: Option<String>,
+    /// Chat backend instead of the default.
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+/// `POST /api/chat/completions`: answers a whole conversation given by the
+/// caller (the gateway's OpenAI-compatible API) as SSE of chat events.
+/// Without `session_id` nothing is saved (`done` carries nil ids).
+#[utoipa::path(
+    post, path = "/api/chat/completions", tag = "chat",
+    request_body = CompletionsBody,
+    responses(
+        (status = 200, description = "text/event-stream of chat events", content_type = "text/event-stream", body = String),
+        (status = 404, description = "Unknown session", body = confab_web::ErrorBody),
+        (status = 422, description = "Invalid conversation", body = confab_web::ErrorBody),
+        (status = 503, description = "Shutting down", body = confab_web::ErrorBody),
+    )
+)]
+#[post("/api/chat/completions")]
+pub async fn completions(
+    app: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<CompletionsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let state = app.chat()?;
+    state.check_open()?;
+    let body = body.into_inner();
+    let Some(last) = body.messages.last() else {
+        return Err(ApiError::validation("`messages` must not be empty"));
+    };
+    if last.role != confab_models::MessageRole::User || last.content.trim().is_empty() {
+        return Err(ApiError::validation(
+            "the last message must be a non-empty `user` message",
+        ));
+    }
+    let guard = state.guard();
+    let events: std::pin::Pin<Box<dyn Stream<Item = ServerEvent> + Send>> = match body.session_id {
+        Some(sid) => {
+            let session = state
+                .sessions
+                .get(&caller.user_id, &sid.to_string())
+                .await
+                .map_err(ApiError::from)?;
+            if session.status == confab_models::SessionStatus::Deleted {
+                return Err(ApiError::not_found(format!("session {sid} not found")));
+            }
+            let turn = turn(
+                &caller,
+                &req,
+                last.content.clone(),
+                Some(sid),
+                None,
+                None,
+                body.backend,
+            )?;
+            Box::pin(state.engine.stream_message(turn, state.answer_token()))
+        }
+        None => {
+            let turn = confab_agents::StatelessTurn {
+                user_id: caller.user_id.clone(),
+                agent: body.agent.unwrap_or_default(),
+                course_id: body.course_id,
+                messages: body
+                    .messages
+                    .into_iter()
+                    .map(|m| (m.role, m.content))
+                    .collect(),
+                backend: body.backend,
+                settings: settings_of(&req),
+            };
+            Box::pin(state.engine.stream_stateless(turn, state.answer_token()))
+        }
+    };
+    let body = sse_body(
+        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
+        guard,
+        None,
+    );
+    Ok(sse_response(body))
+}
+
 /// One seed-004 SSE frame, fields in the seed's order.
 #[derive(serde::Serialize)]
 struct SeedFrame<'a> {

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(crate::chat::post_chat)
         .service(crate::chat::stream_chat)
         .service(crate::chat::agent_stream)
+        .service(crate::chat::completions)
         .route("/ws/chat", actix_web::web::get().to(crate::ws::chat_ws));
 
     // Sessions: fixed paths first, then `{id}` paths.

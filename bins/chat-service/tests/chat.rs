@@ -624,7 +624,90 @@ async fn seed_004_agent_stream(db: Db) {
     assert_eq!(resp.status(), 422);
 }
 
+async fn completions_stateless_and_in_a_session(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let body = json!({"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+        {"role": "user", "content": "three four"},
+    ]});
+    let resp = server
+        .as_user("olga", reqwest::Method::POST, "/api/chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let events: Vec<Value> = sse_data(&resp.text().await.unwrap())
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(text_of(&events), "three four");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "done");
+    assert_eq!(done["session_id"], "00000000-0000-0000-0000-000000000000");
+    let sessions: Value = server
+        .as_user("olga", reqwest::Method::GET, "/api/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["items"], json!([]), "stateless: nothing saved");
+    // With a session: saved there.
+    let created: Value = server
+        .as_user("olga", reqwest::Method::POST, "/api/sessions")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = created["id"].as_str().unwrap();
+    let resp = server
+        .as_user("olga", reqwest::Method::POST, "/api/chat/completions")
+        .json(&json!({"session_id": sid, "messages": [{"role": "user", "content": "kept"}]}))
+        .send()
+        .await
+        .unwrap();
+    let events: Vec<Value> = sse_data(&resp.text().await.unwrap())
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.last().unwrap()["session_id"], sid);
+    // Bad conversations.
+    for (bad, status) in [
+        (json!({"messages": []}), 422),
+        (
+            json!({"messages": [{"role": "assistant", "content": "x"}]}),
+            422,
+        ),
+        (
+            json!({"messages": [{"role": "robot", "content": "x"}]}),
+            422,
+        ),
+        (json!({"messages": "x"}), 422),
+        (
+            json!({"messages": [{"role": "user", "content": "x"}], "session_id": "00000000-0000-7000-8000-000000000000"}),
+            404,
+        ),
+    ] {
+        let resp = server
+            .as_user("olga", reqwest::Method::POST, "/api/chat/completions")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{bad}");
+    }
+}
+
 confab_testkit::backend_tests!(
+    completions_stateless_and_in_a_session,
     ws_conversation_two_turns_and_resume,
     ws_bare_message_form,
     ws_cancel_mid_stream_keeps_partial,
