@@ -6,6 +6,7 @@
 //! only, so API clients can reuse it without pulling in a database or a web
 //! framework.
 
+pub mod accounts;
 pub mod chat;
 pub mod events;
 pub mod history;

@@ -173,3 +173,147 @@ diesel::table! {
 diesel::joinable!(message_feedback -> chat_messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(chat_sessions, message_feedback);
 diesel::allow_tables_to_appear_in_same_query!(chat_messages, message_feedback);
+
+diesel::table! {
+    /// User accounts.
+    users (id) {
+        /// UUID text.
+        id -> Text,
+        /// Email address, lowercased (unique).
+        email -> Text,
+        /// Name shown to people.
+        display_name -> Text,
+        /// argon2id PHC string.
+        password_hash -> Text,
+        /// user | admin.
+        role -> Text,
+        /// JSON object text.
+        settings -> Text,
+        /// Written into access tokens; bumping it invalidates older ones.
+        token_version -> BigInt,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Refresh tokens (hashed), grouped in rotation families.
+    refresh_tokens (id) {
+        /// UUID text.
+        id -> Text,
+        /// Owner (cascade-deleted with the user).
+        user_id -> Text,
+        /// SHA-256 of the token, hex.
+        token_hash -> Text,
+        /// Rotation family: every successor of one login.
+        family_id -> Text,
+        /// Expiry (UTC).
+        expires_at -> Timestamp,
+        /// When revoked (UTC): used, logged out, or the family was revoked.
+        revoked_at -> Nullable<Timestamp>,
+        /// The token that replaced it on refresh.
+        replaced_by -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// API keys (hashed) of users.
+    api_keys (id) {
+        /// UUID text.
+        id -> Text,
+        /// Owner (cascade-deleted with the user).
+        user_id -> Text,
+        /// Name given by the owner.
+        name -> Text,
+        /// First characters of the key, shown to recognise it.
+        prefix -> Text,
+        /// SHA-256 of the key, hex.
+        key_hash -> Text,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last use (UTC).
+        last_used_at -> Nullable<Timestamp>,
+        /// When revoked (UTC).
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Course tracks.
+    tracks (id) {
+        /// Slug.
+        id -> Text,
+        /// Title.
+        title -> Text,
+        /// Description.
+        description -> Text,
+        /// Order.
+        position -> Integer,
+        /// First import (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Modules of tracks.
+    modules (id) {
+        /// Slug.
+        id -> Text,
+        /// Owning track.
+        track_id -> Text,
+        /// Title.
+        title -> Text,
+        /// Order in the track.
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Lessons of modules.
+    lessons (id) {
+        /// Slug.
+        id -> Text,
+        /// Owning module.
+        module_id -> Text,
+        /// Title.
+        title -> Text,
+        /// Markdown content.
+        content -> Text,
+        /// Order in the module.
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Completed lessons per user.
+    lesson_progress (user_id, lesson_id) {
+        /// The user.
+        user_id -> Text,
+        /// The lesson.
+        lesson_id -> Text,
+        /// When first completed (UTC).
+        completed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(modules -> tracks (track_id));
+diesel::joinable!(lessons -> modules (module_id));
+diesel::joinable!(lesson_progress -> users (user_id));
+diesel::joinable!(lesson_progress -> lessons (lesson_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    refresh_tokens,
+    api_keys,
+    tracks,
+    modules,
+    lessons,
+    lesson_progress,
+);

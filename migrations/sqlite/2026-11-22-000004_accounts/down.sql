@@ -1,0 +1,7 @@
+DROP TABLE IF EXISTS lesson_progress;
+DROP TABLE IF EXISTS lessons;
+DROP TABLE IF EXISTS modules;
+DROP TABLE IF EXISTS tracks;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS users;
