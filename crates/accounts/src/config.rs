@@ -115,6 +115,10 @@ pub struct AccountsConfig {
     pub max_api_keys_per_user: usize,
     /// Largest settings object, in bytes of JSON (default 8 KiB).
     pub max_settings_bytes: usize,
+    /// Most password hashes computed at once (default: twice the number of
+    /// CPUs); further logins and registrations wait for a slot, so a burst
+    /// cannot take `memory_kib` of memory per request.
+    pub max_concurrent_hashes: usize,
 }
 
 impl AccountsConfig {
@@ -125,6 +129,7 @@ impl AccountsConfig {
             hashing: PasswordHashing::default(),
             max_api_keys_per_user: 25,
             max_settings_bytes: 8 * 1024,
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
         }
     }
 }

@@ -35,11 +35,15 @@ pub(crate) fn sha256_hex(text: &str) -> String {
     out
 }
 
-/// argon2id hashing with configured costs. Cheap to clone. All methods
-/// are CPU-bound and blocking: call them on a blocking thread.
+/// argon2id hashing with configured costs. Cheap to clone. The hashing
+/// methods are CPU-bound and blocking: async code goes through
+/// [`Hasher::run`], which also bounds how many hashes (each taking
+/// `memory_kib` of memory) run at once.
 #[derive(Clone)]
 pub(crate) struct Hasher {
     argon: Argon2<'static>,
+    /// Permits for concurrent hash computations.
+    slots: Arc<tokio::sync::Semaphore>,
     /// A hash of a random password, verified against when an account does
     /// not exist so that a login takes as long either way.
     dummy: Arc<OnceLock<String>>,
@@ -54,14 +58,31 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
-    /// A hasher with these costs.
-    pub fn new(costs: PasswordHashing) -> Result<Self, AccountsError> {
+    /// A hasher with these costs, running at most `concurrency` hashes at once.
+    pub fn new(costs: PasswordHashing, concurrency: usize) -> Result<Self, AccountsError> {
         let params = Params::new(costs.memory_kib, costs.iterations, costs.parallelism, None)
             .map_err(|e| AccountsError::Config(format!("argon2 parameters: {e}")))?;
         Ok(Self {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
             dummy: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Runs `f` with this hasher on tokio's blocking pool once a hashing
+    /// slot is free (callers queue instead of exhausting memory).
+    pub async fn run<T, F>(&self, f: F) -> Result<T, AccountsError>
+    where
+        F: FnOnce(&Hasher) -> Result<T, AccountsError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| AccountsError::Crypto(format!("hashing slots closed: {e}")))?;
+        let hasher = self.clone();
+        crate::users::blocking(move || f(&hasher)).await
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) of `password` with a fresh salt.
@@ -113,7 +134,7 @@ mod tests {
 
     #[test]
     fn hashes_and_verifies() {
-        let h = Hasher::new(PasswordHashing::insecure_fast()).unwrap();
+        let h = Hasher::new(PasswordHashing::insecure_fast(), 2).unwrap();
         let a = h.hash("correct horse 1").unwrap();
         let b = h.hash("correct horse 1").unwrap();
         assert!(a.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{a}");
@@ -122,11 +143,14 @@ mod tests {
         assert!(!h.verify("correct horse 2", &a));
         assert!(!h.verify("x", "not a hash"));
         // A hasher with other costs still verifies old hashes.
-        let strong = Hasher::new(PasswordHashing {
-            memory_kib: 2048,
-            iterations: 2,
-            parallelism: 1,
-        })
+        let strong = Hasher::new(
+            PasswordHashing {
+                memory_kib: 2048,
+                iterations: 2,
+                parallelism: 1,
+            },
+            1,
+        )
         .unwrap();
         assert!(strong.verify("correct horse 1", &a));
         h.verify_dummy("whatever");

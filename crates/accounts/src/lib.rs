@@ -66,7 +66,7 @@ impl Accounts {
     /// All services over `db`; fails when the configuration is unusable
     /// (a JWT secret shorter than [`MIN_SECRET_BYTES`], bad hash costs).
     pub fn new(db: Db, config: AccountsConfig) -> Result<Self, AccountsError> {
-        let hasher = crypto::Hasher::new(config.hashing)?;
+        let hasher = crypto::Hasher::new(config.hashing, config.max_concurrent_hashes)?;
         let jwt = config.jwt.clone();
         let config = Arc::new(config);
         let users = UserService::new(db.clone(), hasher, config.clone());

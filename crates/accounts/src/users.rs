@@ -25,7 +25,7 @@ pub struct UserService {
     config: Arc<AccountsConfig>,
 }
 
-/// Runs a CPU-heavy closure (password hashing) on the blocking pool.
+/// Runs a blocking closure (hashing, file I/O) on tokio's blocking pool.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, AccountsError>
 where
     F: FnOnce() -> Result<T, AccountsError> + Send + 'static,
@@ -83,9 +83,8 @@ impl UserService {
         if taken {
             return Err(AccountsError::EmailTaken);
         }
-        let hasher = self.hasher.clone();
         let pw = password.to_owned();
-        let password_hash = blocking(move || hasher.hash(&pw)).await?;
+        let password_hash = self.hasher.run(move |h| h.hash(&pw)).await?;
         let now = validate::now_naive();
         let row = UserRow {
             id: Uuid::now_v7().to_string(),
@@ -144,19 +143,20 @@ impl UserService {
             }
             Err(_) => None,
         };
-        let hasher = self.hasher.clone();
         let pw = password.to_owned();
         let stored = row.as_ref().map(|r| r.password_hash.clone());
-        let ok = blocking(move || {
-            Ok(match stored {
-                Some(hash) => hasher.verify(&pw, &hash),
-                None => {
-                    hasher.verify_dummy(&pw);
-                    false
-                }
+        let ok = self
+            .hasher
+            .run(move |h| {
+                Ok(match stored {
+                    Some(hash) => h.verify(&pw, &hash),
+                    None => {
+                        h.verify_dummy(&pw);
+                        false
+                    }
+                })
             })
-        })
-        .await?;
+            .await?;
         match row {
             Some(row) if ok => {
                 let version = row.token_version;
@@ -176,16 +176,17 @@ impl UserService {
     ) -> Result<(), AccountsError> {
         let row = self.db.run(move |conn| load_user(conn, user_id)).await?;
         validate::password(new_password, &row.email)?;
-        let hasher = self.hasher.clone();
         let (cur, new) = (current.to_owned(), new_password.to_owned());
         let stored = row.password_hash.clone();
-        let new_hash = blocking(move || {
-            if !hasher.verify(&cur, &stored) {
-                return Err(AccountsError::InvalidCredentials);
-            }
-            hasher.hash(&new)
-        })
-        .await?;
+        let new_hash = self
+            .hasher
+            .run(move |h| {
+                if !h.verify(&cur, &stored) {
+                    return Err(AccountsError::InvalidCredentials);
+                }
+                h.hash(&new)
+            })
+            .await?;
         self.db
             .run(move |conn| {
                 write_transaction(conn, |conn| {
