@@ -1,20 +1,243 @@
 //! confab api-gateway: the single public entry point. It authenticates,
 //! serves accounts and the course catalogue, and forwards everything chat
 //! to chat-service over HTTP and WebSocket.
+//!
+//! Layout: [`config`] (variables), [`state`], [`auth`] (JWT / API key
+//! extractor), handlers in [`account`], [`courses`], [`chat`] (forwarded
+//! routes), [`openai`], [`system`], [`docs`]; the forwarding machinery in
+//! [`upstream`], [`proxy`] and [`ws_proxy`]; [`ratelimit`].
 
+pub mod account;
+pub mod auth;
+pub mod chat;
 pub mod config;
+pub mod courses;
+pub mod docs;
+pub mod openai;
 pub mod proxy;
 pub mod ratelimit;
+pub mod state;
+pub mod system;
 pub mod upstream;
 pub mod ws_proxy;
 
-use actix_web::HttpMessage;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use confab_accounts::{Accounts, AccountsConfig, JwtConfig};
+use confab_store::Db;
 use confab_web::RequestId;
+use confab_web::extract::{
+    json_config, json_errors, not_found, path_config, payload_config, query_config,
+};
+use confab_web::request_id::request_id;
+
+pub use config::{Config, StartError};
+pub use state::GatewayState;
+
+/// Largest forwarded raw body (session imports).
+const MAX_FORWARD_BYTES: usize = 32 * 1024 * 1024;
 
 /// The request id the middleware assigned (a fresh one when absent).
 pub fn request_id_of(req: &actix_web::HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
-        .unwrap_or_else(|| format!("gw-{:x}", std::process::id()))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// CORS from the configured origins (none: no CORS headers at all).
+fn cors(origins: &[String]) -> Cors {
+    if origins.is_empty() {
+        return Cors::default();
+    }
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "x-api-key",
+            "x-confab-session-id",
+            "x-request-id",
+            "last-event-id",
+        ])
+        .expose_headers(["x-request-id", "content-disposition"])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for o in origins {
+            cors = cors.allowed_origin(o);
+        }
+    }
+    cors
+}
+
+/// Security headers on every response.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        ))
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(system::root)
+        .service(system::health)
+        .service(account::register)
+        .service(account::login)
+        .service(account::refresh)
+        .service(account::logout)
+        .service(account::me)
+        .service(account::update_me)
+        .service(account::my_progress)
+        .service(account::list_keys)
+        .service(account::create_key)
+        .service(account::revoke_key)
+        .service(courses::dashboard_tracks)
+        .service(courses::track)
+        .service(courses::lesson)
+        .service(courses::complete_lesson)
+        .service(openai::models)
+        .service(openai::chat_completions)
+        .route("/openapi.json", web::get().to(docs::openapi_json))
+        .route("/docs", web::get().to(docs::docs_redirect))
+        .service(docs::swagger());
+    chat::routes(cfg);
+}
+
+/// A server started by [`serve`].
+pub struct Running {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl Running {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> io::Result<()> {
+        self.task
+            .await
+            .map_err(|e| io::Error::other(format!("server task failed: {e}")))?
+    }
+
+    /// Stops (gracefully) and waits.
+    pub async fn shutdown(self) -> io::Result<()> {
+        self.handle.stop(true).await;
+        self.wait().await
+    }
+}
+
+/// Binds and serves `state` in the background (on the current tokio runtime).
+pub fn serve(state: web::Data<GatewayState>, config: &Config) -> io::Result<Running> {
+    let max_body = config.http.max_body_bytes;
+    let origins = config.cors_origins.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(json_config(max_body))
+            .app_data(query_config())
+            .app_data(path_config())
+            .app_data(payload_config(MAX_FORWARD_BYTES))
+            .configure(routes)
+            .default_service(web::to(not_found))
+            .wrap(json_errors())
+            .wrap(cors(&origins))
+            .wrap(security_headers())
+            .wrap(from_fn(request_id))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.http.shutdown_grace.as_secs().max(1));
+    if let Some(workers) = config.http.workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind(config.http.bind.as_str())?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| io::Error::other("bound to no address"))?;
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(Running { addr, handle, task })
+}
+
+/// The gateway state over `db` with this configuration.
+pub fn build_state(
+    db: Db,
+    config: &Config,
+    jwt_secret: String,
+) -> Result<GatewayState, StartError> {
+    let mut jwt = JwtConfig::new(jwt_secret.into_bytes());
+    jwt.access_ttl = config.access_ttl;
+    jwt.refresh_ttl = config.refresh_ttl;
+    let accounts = Accounts::new(db.clone(), AccountsConfig::new(jwt))
+        .map_err(|e| StartError::Accounts(e.to_string()))?;
+    let upstreams = upstream::Upstreams::new(&config.chat_services, config.upstream_cooldown);
+    let proxy = proxy::Proxy::new(
+        upstreams,
+        config.internal_key.clone(),
+        config.upstream_connect_timeout,
+        config.upstream_budget,
+    )
+    .map_err(|e| StartError::Io(io::Error::other(e.to_string())))?;
+    Ok(GatewayState {
+        db,
+        accounts,
+        proxy,
+        auth_limiter: ratelimit::RateLimiter::new(ratelimit::Limit::per_minute(
+            config.auth_rate_per_minute,
+        )),
+        user_limiter: ratelimit::RateLimiter::new(ratelimit::Limit::per_minute(
+            config.user_rate_per_minute,
+        )),
+        started: Instant::now(),
+    })
+}
+
+/// Opens the database, resolves the JWT secret, loads the demo catalogue
+/// when the catalogue is empty, and [`serve`]s.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let db = Db::connect(config.database.clone()).await?;
+    let secret = match &config.jwt_secret {
+        config::JwtSecret::Given(s) => s.clone(),
+        config::JwtSecret::File(path) => confab_accounts::load_or_create_secret(path)
+            .map_err(|e| StartError::Accounts(e.to_string()))?,
+    };
+    let state = build_state(db, &config, secret)?;
+    if config.demo_catalog {
+        match state.accounts.catalog.load_demo_if_empty().await {
+            Ok(Some(summary)) => tracing::info!(?summary, "demo catalogue loaded"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "demo catalogue not loaded"),
+        }
+    }
+    Ok(serve(web::Data::new(state), &config)?)
 }

@@ -123,7 +123,39 @@ impl Proxy {
     ) -> Result<HttpResponse, ApiError> {
         let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
             .map_err(|_| ApiError::bad_request("unsupported method"))?;
+        let headers: Vec<(&str, Vec<u8>)> = PASS_REQUEST
+            .iter()
+            .filter_map(|name| {
+                req.headers()
+                    .get(*name)
+                    .map(|v| (*name, v.as_bytes().to_vec()))
+            })
+            .collect();
         let request_id = crate::request_id_of(req);
+        let resp = self
+            .send(
+                method,
+                path_and_query,
+                &headers,
+                body,
+                identity,
+                &request_id,
+            )
+            .await?;
+        Ok(relay(resp))
+    }
+
+    /// Sends a request to the first instance that accepts the connection
+    /// (round robin, failed ones marked down), within the connect budget.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: &[(&str, Vec<u8>)],
+        body: Bytes,
+        identity: &Identity,
+        request_id: &str,
+    ) -> Result<reqwest::Response, ApiError> {
         let started = Instant::now();
         let mut last_error = String::from("no chat-service instance is configured");
         for upstream in self.upstreams.order() {
@@ -133,12 +165,10 @@ impl Proxy {
             let mut builder = self
                 .client
                 .request(method.clone(), format!("{}{path_and_query}", upstream.url));
-            for name in PASS_REQUEST {
-                if let Some(v) = req.headers().get(*name) {
-                    builder = builder.header(*name, v.as_bytes());
-                }
+            for (name, value) in headers {
+                builder = builder.header(*name, value.as_slice());
             }
-            for (name, value) in self.identity_headers(identity, &request_id) {
+            for (name, value) in self.identity_headers(identity, request_id) {
                 builder = builder.header(name, value);
             }
             if !body.is_empty()
@@ -150,7 +180,7 @@ impl Proxy {
             match builder.send().await {
                 Ok(resp) => {
                     self.upstreams.mark_up(upstream);
-                    return Ok(relay(resp));
+                    return Ok(resp);
                 }
                 Err(e) if e.is_connect() || (e.is_timeout() && !e.is_body()) => {
                     last_error = format!("{}: {e}", upstream.url);

@@ -1,0 +1,256 @@
+//! Auth, the user's profile and progress, API keys.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use confab_accounts::models::ProfileUpdate;
+use confab_web::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, api_error};
+use crate::state::GatewayState;
+
+/// Body of `POST /api/auth/register`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// Email (case-insensitive, unique).
+    pub email: String,
+    /// Password: at least 10 characters mixing letters with digits or symbols.
+    pub password: String,
+    /// Name shown in the app (default: the part of the email before `@`).
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Body of `POST /api/auth/login`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Body of `POST /api/auth/refresh` and `/logout`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// The refresh token from login or the last refresh.
+    pub refresh_token: String,
+}
+
+/// Body of `POST /api/users/me/api-keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    /// A name to recognise the key by.
+    pub name: String,
+}
+
+/// 429 unless the client IP has attempts left.
+fn limit_ip(state: &GatewayState, req: &HttpRequest) -> Result<(), ApiError> {
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    state.auth_limiter.check(&ip).map_err(|wait| {
+        ApiError::too_many_requests(format!(
+            "too many attempts from this address; retry in {:.0} s",
+            wait.as_secs_f64().ceil()
+        ))
+    })
+}
+
+/// `POST /api/auth/register`: creates an account and signs in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
+    responses((status = 201, description = "Account created: user and tokens"),
+        (status = 409, description = "Email taken", body = confab_web::ErrorBody),
+        (status = 422, description = "Invalid email or weak password", body = confab_web::ErrorBody),
+        (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
+#[post("/api/auth/register")]
+pub async fn register(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    limit_ip(&state, &req)?;
+    let body = body.into_inner();
+    let user = state
+        .accounts
+        .users
+        .register(&body.email, &body.password, body.display_name.as_deref())
+        .await
+        .map_err(api_error)?;
+    let tokens = state
+        .accounts
+        .tokens
+        .issue_tokens(&user)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Created().json(json!({ "user": user, "tokens": tokens })))
+}
+
+/// `POST /api/auth/login`.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "User and tokens"),
+        (status = 401, description = "Wrong email or password", body = confab_web::ErrorBody),
+        (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
+#[post("/api/auth/login")]
+pub async fn login(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    limit_ip(&state, &req)?;
+    let (user, tokens) = state
+        .accounts
+        .tokens
+        .login(&body.email, &body.password)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "user": user, "tokens": tokens })))
+}
+
+/// `POST /api/auth/refresh`: a new token pair; the old refresh token is spent.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, description = "New tokens"),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = confab_web::ErrorBody)))]
+#[post("/api/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    limit_ip(&state, &req)?;
+    let tokens = state
+        .accounts
+        .tokens
+        .refresh(&body.refresh_token)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(tokens))
+}
+
+/// `POST /api/auth/logout`: revokes the refresh token.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204, description = "Signed out")))]
+#[post("/api/auth/logout")]
+pub async fn logout(
+    state: web::Data<GatewayState>,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .accounts
+        .tokens
+        .logout(&body.refresh_token)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/users/me`.
+#[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The signed-in user"),
+        (status = 401, description = "Not signed in", body = confab_web::ErrorBody)))]
+#[get("/api/users/me")]
+pub async fn me(auth: AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(auth.user)
+}
+
+/// `PATCH /api/users/me`: display name and settings (`ai_style`,
+/// `preferred_model`; a JSON merge patch).
+#[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    request_body(content = Object, description = "{display_name?, settings?: {ai_style?, preferred_model?}}"),
+    responses((status = 200, description = "The updated user"),
+        (status = 422, description = "Invalid settings", body = confab_web::ErrorBody)))]
+#[patch("/api/users/me")]
+pub async fn update_me(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+    body: web::Json<ProfileUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .accounts
+        .users
+        .update_profile(auth.user.id, body.into_inner())
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// `GET /api/users/me/progress`.
+#[utoipa::path(get, path = "/api/users/me/progress", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "Progress over every track")))]
+#[get("/api/users/me/progress")]
+pub async fn my_progress(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let progress = state
+        .accounts
+        .catalog
+        .progress(&auth.id())
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(progress))
+}
+
+/// `GET /api/users/me/api-keys`.
+#[utoipa::path(get, path = "/api/users/me/api-keys", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The user's API keys (never the secrets)")))]
+#[get("/api/users/me/api-keys")]
+pub async fn list_keys(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let keys = state
+        .accounts
+        .api_keys
+        .list_api_keys(auth.user.id)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "items": keys })))
+}
+
+/// `POST /api/users/me/api-keys`: the key is in the answer, once.
+#[utoipa::path(post, path = "/api/users/me/api-keys", tag = "users", security(("bearer" = [])),
+    request_body = NewKeyBody,
+    responses((status = 201, description = "The key (shown once) and its info"),
+        (status = 409, description = "Too many keys", body = confab_web::ErrorBody)))]
+#[post("/api/users/me/api-keys")]
+pub async fn create_key(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+    body: web::Json<NewKeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let created = state
+        .accounts
+        .api_keys
+        .create_api_key(auth.user.id, &body.name)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// `DELETE /api/users/me/api-keys/{id}`.
+#[utoipa::path(delete, path = "/api/users/me/api-keys/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"),
+        (status = 404, description = "No such key of yours", body = confab_web::ErrorBody)))]
+#[delete("/api/users/me/api-keys/{id}")]
+pub async fn revoke_key(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request("`id` must be a UUID"))?;
+    state
+        .accounts
+        .api_keys
+        .revoke_api_key(auth.user.id, id)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,59 @@
+//! Chat routes, forwarded to chat-service as the authenticated user:
+//! REST and SSE through [`crate::proxy`], `/ws/chat` through
+//! [`crate::ws_proxy`].
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use confab_web::ApiError;
+
+use crate::auth::AuthUser;
+use crate::state::GatewayState;
+
+/// Path prefixes (and exact paths) that belong to chat-service.
+pub const FORWARDED: &[&str] = &[
+    "/api/chat",
+    "/api/chat/stream",
+    "/api/sessions",
+    "/api/messages",
+    "/api/memory",
+    "/api/experience",
+    "/api/stats",
+    "/api/admin/cleanup",
+];
+
+/// Registers the forwarded routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/chat", web::get().to(ws_chat));
+    for prefix in FORWARDED {
+        cfg.route(prefix, web::route().to(forward));
+        cfg.route(&format!("{prefix}/{{tail:.*}}"), web::route().to(forward));
+    }
+}
+
+/// Forwards the request as the authenticated user.
+pub async fn forward(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| req.path().to_owned());
+    state
+        .proxy
+        .forward(&req, &path, body, &auth.identity())
+        .await
+}
+
+/// `GET /ws/chat`: authenticated by `Authorization: Bearer` or `?token=`.
+pub async fn ws_chat(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    crate::ws_proxy::bridge(&state.proxy, &req, payload, &auth.identity()).await
+}

@@ -1,0 +1,118 @@
+//! The api-gateway binary: `api-gateway` serves (prints `listening on
+//! http://ADDR`), `api-gateway import-courses PATH` imports a catalogue
+//! folder or JSON file into the database and exits.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use api_gateway::Config;
+use confab_web::{Vars, init_tracing};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Vars::from_env()
+        .map_err(api_gateway::StartError::from)
+        .and_then(|vars| Config::from_vars(&vars))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("api-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => serve(config).await,
+        Some("import-courses") => match args.get(1) {
+            Some(path) => import(config, path).await,
+            None => {
+                eprintln!("usage: api-gateway import-courses PATH");
+                ExitCode::from(2)
+            }
+        },
+        Some(other) => {
+            eprintln!("api-gateway: unknown command `{other}` (try: import-courses PATH)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let running = match api_gateway::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("api-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", running.url());
+    let _ = std::io::stdout().flush();
+    let handle = running.handle();
+    tokio::spawn(async move {
+        if wait_for_signal().await.is_ok() {
+            tracing::info!("shutting down");
+            handle.stop(true).await;
+        }
+    });
+    match running.wait().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("api-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import(config: Config, path: &str) -> ExitCode {
+    let db = match confab_store::Db::connect(config.database.clone()).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("api-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let catalog = confab_accounts::CatalogService::new(db);
+    let result = if path.ends_with(".json") {
+        match std::fs::read_to_string(path) {
+            Ok(text) => catalog.import_json(&text).await,
+            Err(e) => {
+                eprintln!("api-gateway: cannot read {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        catalog.import_dir(path).await
+    };
+    match result {
+        Ok(summary) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("api-gateway: import failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

@@ -1,0 +1,58 @@
+//! Liveness and health.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use serde_json::{Value, json};
+
+use crate::state::GatewayState;
+
+/// `GET /`: liveness.
+#[utoipa::path(get, path = "/", tag = "system", responses((status = 200, description = "The gateway is up")))]
+#[get("/")]
+pub async fn root(state: web::Data<GatewayState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "service": "confab api-gateway",
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "docs": "/docs",
+    }))
+}
+
+/// `GET /api/health`: the gateway, its database and every chat-service instance.
+#[utoipa::path(get, path = "/api/health", tag = "system",
+    responses((status = 200, description = "Everything answers"),
+        (status = 503, description = "Something is down (details in the body)")))]
+#[get("/api/health")]
+pub async fn health(state: web::Data<GatewayState>) -> HttpResponse {
+    let db_ok = tokio::time::timeout(Duration::from_secs(2), state.db.ping())
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false);
+    let checks = state.proxy.upstreams().all().iter().map(|u| {
+        let client = state.proxy.client().clone();
+        let url = format!("{}/health", u.url);
+        let base = u.url.clone();
+        async move {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(2), client.get(&url).send()).await;
+            let ok = matches!(&answer, Ok(Ok(r)) if r.status().is_success());
+            json!({ "url": base, "status": if ok { "ok" } else { "unreachable" } })
+        }
+    });
+    let instances: Vec<Value> = futures_util::future::join_all(checks).await;
+    let any_chat = instances.iter().any(|i| i["status"] == "ok");
+    let status = if db_ok && any_chat { "ok" } else { "degraded" };
+    let body = json!({
+        "status": status,
+        "gateway": { "status": "ok", "version": env!("CARGO_PKG_VERSION") },
+        "database": { "status": if db_ok { "ok" } else { "unreachable" }, "backend": format!("{:?}", state.db.backend()).to_lowercase() },
+        "chat_services": instances,
+    });
+    if status == "ok" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,777 @@
+//! The gateway end to end: accounts, JWT attacks, the proxy to a real
+//! chat-service (REST, SSE, WebSocket), isolation between users, the
+//! OpenAI-compatible API, and chat-service being down.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{SECRET, Stack, sse_data};
+use confab_store::Db;
+use confab_testkit::FakeLlmConfig;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn fast() -> FakeLlmConfig {
+    FakeLlmConfig::default()
+}
+
+async fn status_and_body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn auth_flows(db: Db) {
+    let s = Stack::start(db, "echo", fast()).await;
+    let (_, access, refresh) = s.register("Ann@Example.com").await;
+    // Duplicate in another case.
+    let (status, body) = status_and_body(
+        s.req(Method::POST, "/api/auth/register")
+            .json(&json!({"email": "ann@EXAMPLE.com", "password": "another pass 77"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("email_taken")));
+    // Weak passwords: a clear message.
+    for weak in ["short1", "aaaaaaaaaaaa", "123456789012", "weak@example.com"] {
+        let (status, body) = status_and_body(
+            s.req(Method::POST, "/api/auth/register")
+                .json(&json!({"email": "weak@example.com", "password": weak}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 422, "{weak}: {body}");
+        assert_eq!(body["error"], "weak_password");
+        assert!(body["message"].as_str().unwrap().len() > 10);
+    }
+    // Login, wrong password.
+    let (status, body) = status_and_body(
+        s.req(Method::POST, "/api/auth/login")
+            .json(&json!({"email": "ANN@example.com", "password": "correct horse 42"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = status_and_body(
+        s.req(Method::POST, "/api/auth/login")
+            .json(&json!({"email": "ann@example.com", "password": "wrong horse 42"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    // Me, settings.
+    let (status, me) = status_and_body(
+        s.authed(&access, Method::GET, "/api/users/me")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(me["email"], "ann@example.com");
+    let (status, me) = status_and_body(
+        s.authed(&access, Method::PATCH, "/api/users/me")
+            .json(&json!({"settings": {"ai_style": "socratic"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(me["settings"]["ai_style"], "socratic");
+    let (status, _) = status_and_body(
+        s.authed(&access, Method::PATCH, "/api/users/me")
+            .json(&json!({"settings": {"ai_style": "shouty"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    // Refresh rotates; the old one is then refused; logout revokes.
+    let (status, tokens) = status_and_body(
+        s.req(Method::POST, "/api/auth/refresh")
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let new_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _) = status_and_body(
+        s.req(Method::POST, "/api/auth/refresh")
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "a spent refresh token is refused");
+    let (status, _) = status_and_body(
+        s.req(Method::POST, "/api/auth/refresh")
+            .json(&json!({"refresh_token": new_refresh}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "reuse revoked the whole family");
+    let (_, tokens) = status_and_body(
+        s.req(Method::POST, "/api/auth/login")
+            .json(&json!({"email": "ann@example.com", "password": "correct horse 42"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let r = tokens["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = s
+        .req(Method::POST, "/api/auth/logout")
+        .json(&json!({"refresh_token": r}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, _) = status_and_body(
+        s.req(Method::POST, "/api/auth/refresh")
+            .json(&json!({"refresh_token": r}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "refresh after logout");
+    // Courses and progress.
+    let (status, cards) = status_and_body(
+        s.authed(&access, Method::GET, "/api/dashboard/tracks")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let cards = cards["items"].as_array().unwrap().clone();
+    assert!(cards.len() >= 2);
+    let track_id = cards[0]["id"].as_str().unwrap();
+    let (_, track) = status_and_body(
+        s.authed(&access, Method::GET, &format!("/api/tracks/{track_id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let lesson_id = track["modules"][0]["lessons"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, lesson) = status_and_body(
+        s.authed(&access, Method::GET, &format!("/api/lessons/{lesson_id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(lesson["content"].as_str().unwrap().len() > 200);
+    for _ in 0..2 {
+        let resp = s
+            .authed(
+                &access,
+                Method::POST,
+                &format!("/api/lessons/{lesson_id}/complete"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let (_, progress) = status_and_body(
+        s.authed(&access, Method::GET, "/api/users/me/progress")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(progress["completed_lessons"], json!([lesson_id]));
+    let (_, cards) = status_and_body(
+        s.authed(&access, Method::GET, "/api/dashboard/tracks")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let card = cards["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == track_id)
+        .unwrap()
+        .clone();
+    assert!(card["progress_percent"].as_f64().unwrap() > 0.0);
+    let (status, _) = status_and_body(
+        s.authed(&access, Method::GET, "/api/tracks/nope")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+/// An HS256 token of `claims` signed with `secret`.
+fn forge(claims: Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+async fn jwt_attacks(db: Db) {
+    let s = Stack::start(db, "echo", fast()).await;
+    let (user_id, access, _) = s.register("bob@example.com").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |iat: i64, nbf: i64, exp: i64| {
+        json!({"sub": user_id, "role": "user", "ver": 0, "iat": iat, "nbf": nbf, "exp": exp,
+               "iss": "confab", "jti": "x", "typ": "access"})
+    };
+    let good = forge(claims(now, now, now + 600), SECRET.as_bytes());
+    let resp = s
+        .authed(&good, Method::GET, "/api/users/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "a well-formed token signed with the secret works"
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims(now, now, now + 600).to_string())
+    );
+    let wrong_sig = forge(
+        claims(now, now, now + 600),
+        b"another-secret-that-is-long-enough-000000",
+    );
+    let expired = forge(
+        claims(now - 7200, now - 7200, now - 3600),
+        SECRET.as_bytes(),
+    );
+    let future = forge(claims(now, now + 3600, now + 7200), SECRET.as_bytes());
+    let tampered = {
+        let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(
+            claims(now, now, now + 600)
+                .to_string()
+                .replace("\"user\"", "\"admin\""),
+        );
+        parts.join(".")
+    };
+    for (name, token) in [
+        ("alg none", none.as_str()),
+        ("wrong signature", wrong_sig.as_str()),
+        ("expired", expired.as_str()),
+        ("not yet valid", future.as_str()),
+        ("tampered claims", tampered.as_str()),
+        ("garbage", "not.a.jwt"),
+        ("empty", ""),
+    ] {
+        let (status, body) = status_and_body(
+            s.authed(token, Method::GET, "/api/users/me")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert!(body["error"].is_string(), "{name}");
+        // Chat routes too.
+        let (status, _) = status_and_body(
+            s.authed(token, Method::GET, "/api/sessions")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 401, "{name} on a chat route");
+    }
+    // No credentials at all.
+    let (status, _) =
+        status_and_body(s.req(Method::GET, "/api/sessions").send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    // A token of a deleted user.
+    let accounts = confab_accounts::Accounts::new(
+        s.db.clone(),
+        confab_accounts::AccountsConfig::new(confab_accounts::JwtConfig::new(
+            SECRET.as_bytes().to_vec(),
+        )),
+    )
+    .unwrap();
+    accounts
+        .users
+        .delete_user(uuid::Uuid::parse_str(&user_id).unwrap())
+        .await
+        .unwrap();
+    let (status, _) = status_and_body(
+        s.authed(&access, Method::GET, "/api/users/me")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "deleted user");
+}
+
+async fn chat_through_the_gateway(db: Db) {
+    let slow = FakeLlmConfig {
+        token_delay: Duration::from_millis(50),
+        tokens: Some(30),
+        ..FakeLlmConfig::default()
+    };
+    let s = Stack::start(db, "slow", slow).await;
+    let (_, access, _) = s.register("carol@example.com").await;
+    // SSE: the first events arrive long before the answer ends.
+    let started = Instant::now();
+    let resp = s
+        .authed(&access, Method::GET, "/api/chat/stream?message=hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let mut first_token_at = None;
+    while let Some(chunk) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        if first_token_at.is_none() && text.contains("\"type\":\"token\"") {
+            first_token_at = Some(started.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    let first = first_token_at.unwrap();
+    assert!(total >= Duration::from_millis(30 * 50), "{total:?}");
+    assert!(
+        first < total / 2,
+        "first token at {first:?} of {total:?}: streamed, not buffered"
+    );
+    let events: Vec<Value> = sse_data(&text)
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.last().unwrap()["type"], "done");
+    assert_eq!(events.iter().filter(|e| e["type"] == "token").count(), 30);
+    let session_id = events.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // WebSocket with ?token= (browsers), resuming the SSE session.
+    let url = format!(
+        "{}/ws/chat?token={access}",
+        s.url.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Ws::Text(
+        json!({"type": "init", "agent": "dashboard", "session_id": session_id})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let mut events = Vec::new();
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+    {
+        if let Ws::Text(t) = msg.unwrap() {
+            let e: Value = serde_json::from_str(&t).unwrap();
+            let t = e["type"].as_str().unwrap().to_owned();
+            events.push(e);
+            if t == "ready" {
+                ws.send(Ws::Text(
+                    json!({"type": "chat_message", "content": "again"})
+                        .to_string()
+                        .into(),
+                ))
+                .await
+                .unwrap();
+            }
+            if t == "done" || t == "error" {
+                break;
+            }
+        }
+    }
+    assert_eq!(events[0]["type"], "ready");
+    assert_eq!(events[0]["history"].as_array().unwrap().len(), 2);
+    assert_eq!(events.last().unwrap()["type"], "done");
+    assert_eq!(events.last().unwrap()["session_id"], session_id.as_str());
+
+    // Header auth on WS; a client that goes away cancels upstream.
+    let mut req = format!("{}/ws/chat", s.url.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {access}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Ws::Text(json!({"message": "bye"}).to_string().into()))
+        .await
+        .unwrap();
+    let mut tokens = 0;
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+    {
+        if let Ws::Text(t) = msg.unwrap()
+            && t.contains("\"type\":\"token\"")
+        {
+            tokens += 1;
+            if tokens == 2 {
+                break;
+            }
+        }
+    }
+    let before = s.llm.disconnects();
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.llm.disconnects() <= before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        s.llm.disconnects() > before,
+        "the upstream generation was cancelled"
+    );
+
+    // Without a token: 401, no upgrade.
+    let url = format!("{}/ws/chat", s.url.replace("http://", "ws://"));
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+
+    // REST through the gateway: export with Content-Disposition.
+    let resp = s
+        .authed(
+            &access,
+            Method::GET,
+            &format!("/api/sessions/{session_id}/export?format=markdown"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    assert!(resp.text().await.unwrap().contains("again"));
+}
+
+async fn users_are_isolated_through_the_gateway(db: Db) {
+    let s = Stack::start(db, "echo", fast()).await;
+    let (_, a, _) = s.register("a@example.com").await;
+    let (_, b, _) = s.register("b@example.com").await;
+    let resp = s
+        .authed(&a, Method::POST, "/api/chat")
+        .json(&json!({"message": "secret plans"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let sid = body["session_id"].as_str().unwrap().to_owned();
+    let mid = body["message_id"].as_str().unwrap().to_owned();
+    s.authed(&a, Method::POST, "/api/memory")
+        .json(&json!({"content": "a likes tea"}))
+        .send()
+        .await
+        .unwrap();
+    for (method, path, body) in [
+        (Method::GET, format!("/api/sessions/{sid}"), None),
+        (Method::GET, format!("/api/sessions/{sid}/messages"), None),
+        (
+            Method::GET,
+            format!("/api/sessions/{sid}/export?format=json"),
+            None,
+        ),
+        (Method::GET, format!("/api/sessions/{sid}/statistics"), None),
+        (
+            Method::PATCH,
+            format!("/api/sessions/{sid}"),
+            Some(json!({"title": "mine"})),
+        ),
+        (Method::DELETE, format!("/api/sessions/{sid}"), None),
+        (Method::POST, format!("/api/sessions/{sid}/archive"), None),
+        (
+            Method::PATCH,
+            format!("/api/messages/{mid}"),
+            Some(json!({"content": "x"})),
+        ),
+        (Method::DELETE, format!("/api/messages/{mid}"), None),
+        (
+            Method::POST,
+            "/api/chat".to_owned(),
+            Some(json!({"message": "hi", "session_id": sid})),
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/stream?message=hi&session_id={sid}"),
+            None,
+        ),
+    ] {
+        let mut req = s.authed(&b, method.clone(), &path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let (status, body) = status_and_body(req.send().await.unwrap()).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+    for path in [
+        "/api/sessions",
+        "/api/sessions/search?q=secret",
+        "/api/messages/search?q=secret",
+        "/api/memory",
+    ] {
+        let (status, body) =
+            status_and_body(s.authed(&b, Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            !body.to_string().contains("secret plans") && !body.to_string().contains("tea"),
+            "{path}: {body}"
+        );
+    }
+    // B cannot resume A's session over WS.
+    let url = format!("{}/ws/chat?token={b}", s.url.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Ws::Text(
+        json!({"type": "init", "agent": "dashboard", "session_id": sid})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let e: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("not_found"))
+    );
+    // A forged identity header is ignored: B stays B.
+    let (status, _) = status_and_body(
+        s.authed(&b, Method::GET, &format!("/api/sessions/{sid}"))
+            .header("X-User-Id", "whoever")
+            .header("X-Internal-Auth", common::KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // A still sees everything.
+    let (status, _) = status_and_body(
+        s.authed(&a, Method::GET, &format!("/api/sessions/{sid}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+async fn openai_api(db: Db) {
+    let s = Stack::start(db, "echo", fast()).await;
+    let (_, access, _) = s.register("dev@example.com").await;
+    let (status, key) = status_and_body(
+        s.authed(&access, Method::POST, "/api/users/me/api-keys")
+            .json(&json!({"name": "sdk"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let api_key = key["key"].as_str().unwrap().to_owned();
+    let (status, models) = status_and_body(
+        s.authed(&api_key, Method::GET, "/v1/models")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(models["object"], "list");
+    let body = json!({"model": "confab", "messages": [
+        {"role": "system", "content": "Be nice."},
+        {"role": "user", "content": [{"type": "text", "text": "hello world"}]}
+    ]});
+    let (status, done) = status_and_body(
+        s.authed(&api_key, Method::POST, "/v1/chat/completions")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["object"], "chat.completion");
+    assert_eq!(done["choices"][0]["message"]["content"], "hello world");
+    assert_eq!(done["choices"][0]["finish_reason"], "stop");
+    assert!(done["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    // Streaming.
+    let mut body = body.clone();
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let resp = s
+        .authed(&api_key, Method::POST, "/v1/chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "hello world");
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .unwrap();
+    assert_eq!(finish, "stop");
+    assert!(
+        chunks.last().unwrap()["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Errors in OpenAI's shape.
+    for (body, status) in [
+        (
+            json!({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}),
+            404,
+        ),
+        (json!({"model": "confab", "messages": []}), 400),
+        (
+            json!({"model": "confab", "messages": [{"role": "wizard", "content": "x"}]}),
+            400,
+        ),
+        (json!({"messages": "nope"}), 400),
+    ] {
+        let (got, err) = status_and_body(
+            s.authed(&api_key, Method::POST, "/v1/chat/completions")
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(got, status, "{body}: {err}");
+        assert!(err["error"]["message"].is_string(), "{err}");
+    }
+    // A revoked key no longer works.
+    let kid = key["id"].as_str().unwrap();
+    let resp = s
+        .authed(
+            &access,
+            Method::DELETE,
+            &format!("/api/users/me/api-keys/{kid}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = s
+        .authed(&api_key, Method::GET, "/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+async fn chat_service_down_is_a_quick_503(db: Db) {
+    let mut s = Stack::start(db, "echo", fast()).await;
+    let (_, access, _) = s.register("eve@example.com").await;
+    s.chat.take().unwrap().shutdown().await.unwrap();
+    for path in ["/api/sessions", "/api/chat/stream?message=hi"] {
+        let started = Instant::now();
+        let (status, body) =
+            status_and_body(s.authed(&access, Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["error"], "unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let url = format!(
+        "{}/ws/chat?token={access}",
+        s.url.replace("http://", "ws://")
+    );
+    let started = Instant::now();
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let (status, health) =
+        status_and_body(s.req(Method::GET, "/api/health").send().await.unwrap()).await;
+    assert_eq!(status, 503);
+    assert_eq!(health["chat_services"][0]["status"], "unreachable");
+    // Accounts still work without chat-service.
+    let (status, _) = status_and_body(
+        s.authed(&access, Method::GET, "/api/users/me")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+confab_testkit::backend_tests!(
+    auth_flows,
+    jwt_attacks,
+    chat_through_the_gateway,
+    users_are_isolated_through_the_gateway,
+    openai_api,
+    chat_service_down_is_a_quick_503,
+);
