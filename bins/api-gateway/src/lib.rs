@@ -222,6 +222,40 @@ pub fn build_state(
     })
 }
 
+/// Asks every chat-service instance to (re)index `courses` into their RAG
+/// collections (idempotent; best effort: an instance that is down indexes
+/// every course when it starts). Returns one line per attempt.
+pub async fn reindex_courses(
+    chat_services: &[String],
+    internal_key: &str,
+    courses: &[String],
+) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut lines = Vec::new();
+    for base in chat_services {
+        for course in courses {
+            let url = format!(
+                "{}/api/admin/courses/{course}/index",
+                base.trim_end_matches('/')
+            );
+            let result = client
+                .post(&url)
+                .header("x-internal-auth", internal_key)
+                .header("x-user-id", "system")
+                .header("x-user-role", "admin")
+                .timeout(std::time::Duration::from_secs(120))
+                .send()
+                .await;
+            lines.push(match result {
+                Ok(r) if r.status().is_success() => format!("indexed {course} on {base}"),
+                Ok(r) => format!("{base} refused to index {course}: {}", r.status()),
+                Err(e) => format!("{base} unreachable ({e}); it indexes courses when it starts"),
+            });
+        }
+    }
+    lines
+}
+
 /// Opens the database, resolves the JWT secret, loads the demo catalogue
 /// when the catalogue is empty, and [`serve`]s.
 pub async fn start(config: Config) -> Result<Running, StartError> {
@@ -234,7 +268,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state = build_state(db, &config, secret)?;
     if config.demo_catalog {
         match state.accounts.catalog.load_demo_if_empty().await {
-            Ok(Some(summary)) => tracing::info!(?summary, "demo catalogue loaded"),
+            Ok(Some(summary)) => {
+                tracing::info!(?summary, "demo catalogue loaded");
+                // chat-service may have started before the catalogue existed.
+                let (urls, key) = (config.chat_services.clone(), config.internal_key.clone());
+                tokio::spawn(async move {
+                    for attempt in 0..10u64 {
+                        let lines = reindex_courses(&urls, &key, &summary.changed).await;
+                        let ok = lines.iter().all(|l| l.starts_with("indexed"));
+                        for line in &lines {
+                            tracing::info!("{line}");
+                        }
+                        if ok {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(1 + attempt)).await;
+                    }
+                });
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "demo catalogue not loaded"),
         }

@@ -91,12 +91,22 @@ async fn import(config: Config, path: &str) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&summary).unwrap_or_default()
             );
+            reindex(&config, &summary.changed).await;
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("api-gateway: import failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Asks every chat-service instance to re-index the changed courses.
+async fn reindex(config: &Config, courses: &[String]) {
+    for line in
+        api_gateway::reindex_courses(&config.chat_services, &config.internal_key, courses).await
+    {
+        println!("{line}");
     }
 }
 

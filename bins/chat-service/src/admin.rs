@@ -54,3 +54,40 @@ pub async fn cleanup(
     );
     Ok(web::Json(report))
 }
+
+/// (Re)indexes a course's lessons into its RAG collection `course:<id>`
+/// (idempotent; lessons that left the track are removed). The gateway calls
+/// it when the catalogue changes. Role `admin` only.
+#[utoipa::path(
+    tag = ADMIN,
+    params(("id" = String, Path, description = "Track (course) id")),
+    responses(
+        (status = 200, description = "What changed", body = crate::catalog::CourseIndexReport),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 503, description = "Indexing is not configured or the store failed", body = ErrorBody),
+    )
+)]
+#[post("/api/admin/courses/{id}/index")]
+pub async fn index_course(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<crate::catalog::CourseIndexReport>, ApiError> {
+    caller.require_admin()?;
+    let Some((catalog, rag)) = &state.courses else {
+        return Err(ApiError::unavailable(
+            "course indexing is not configured on this instance",
+        ));
+    };
+    let id = id.into_inner();
+    if id.is_empty() || id.len() > 100 || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid course id"));
+    }
+    let report = crate::catalog::index_course(catalog, rag, &id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(course = %id, error = %e, "course indexing failed");
+            ApiError::unavailable(format!("indexing failed: {e}"))
+        })?;
+    Ok(web::Json(report))
+}

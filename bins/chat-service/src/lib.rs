@@ -13,6 +13,7 @@
 
 pub mod adapters;
 mod admin;
+pub mod catalog;
 pub mod chat;
 pub mod config;
 mod memory;
@@ -261,10 +262,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state.memory_store(),
     )
     .await?;
+    // Course materials reach the course agent's collections (idempotent).
+    let (catalog, rag) = (wiring.catalog.clone(), wiring.rag.clone());
     let state = state
-        .with_providers(vec![wiring.model.clone()])
         .with_probe_timeout(config.provider_probe_timeout)
-        .with_engine(wiring.engine, config.chat.clone())
-        .with_mcp(wiring.mcp);
+        .with_wiring(wiring, config.chat.clone());
+    tokio::spawn(async move {
+        match catalog::index_all(&catalog, &rag).await {
+            Ok(reports) => {
+                let changed: usize = reports.iter().map(|r| r.changed + r.removed).sum();
+                tracing::info!(courses = reports.len(), changed, "courses indexed");
+            }
+            Err(e) => tracing::warn!(error = %e, "course indexing failed"),
+        }
+    });
     Ok(serve(web::Data::new(state), &config)?)
 }

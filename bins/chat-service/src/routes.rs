@@ -50,5 +50,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(messages::give_feedback);
 
     // Administration.
-    cfg.service(admin::cleanup);
+    cfg.service(admin::cleanup).service(admin::index_course);
 }

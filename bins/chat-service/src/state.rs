@@ -47,6 +47,8 @@ pub struct AppState {
     pub chat: Option<ChatState>,
     /// Connected MCP servers, kept alive (their child processes end with the state).
     pub mcp: Option<Arc<confab_agents::mcp::McpServers>>,
+    /// The course catalogue and the index its lessons go to.
+    pub courses: Option<(confab_accounts::CatalogService, Arc<confab_rag::Rag>)>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -76,6 +78,7 @@ impl AppState {
             provider_probe_timeout: Duration::from_secs(2),
             chat: None,
             mcp: None,
+            courses: None,
         }
     }
 
@@ -95,6 +98,25 @@ impl AppState {
             self.active_generations.clone(),
             self.shutdown.clone(),
         ));
+        self
+    }
+
+    /// Everything [`crate::wiring::build`] made: the provider, the engine
+    /// (chat routes), the MCP servers and course indexing.
+    pub fn with_wiring(self, wiring: crate::wiring::Wiring, limits: ChatLimits) -> Self {
+        self.with_providers(vec![wiring.model.clone()])
+            .with_engine(wiring.engine, limits)
+            .with_mcp(wiring.mcp)
+            .with_courses(wiring.catalog, wiring.rag)
+    }
+
+    /// Enables course indexing.
+    pub fn with_courses(
+        mut self,
+        catalog: confab_accounts::CatalogService,
+        rag: Arc<confab_rag::Rag>,
+    ) -> Self {
+        self.courses = Some((catalog, rag));
         self
     }
 

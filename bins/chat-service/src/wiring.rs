@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use confab_agents::mcp::{McpConfig, McpServers};
 use confab_agents::store::{ConversationStore, MemoryStore};
-use confab_agents::tools::builtin::{CurrentTime, Remember, SearchKnowledge};
+use confab_agents::tools::builtin::{
+    CurrentTime, GetLesson, GetProgress, ListTracks, Remember, SearchKnowledge,
+};
 use confab_agents::{
     BackendConfig, BackendDeps, BackendRegistry, Engine, EngineConfig, ToolRegistry,
 };
@@ -47,6 +49,8 @@ pub struct Wiring {
     pub tools: Vec<String>,
     /// Connected MCP servers (kept alive while the service runs).
     pub mcp: McpServers,
+    /// The course catalogue (shared database with the gateway).
+    pub catalog: confab_accounts::CatalogService,
 }
 
 /// Builds everything from `vars` over the database and the history stores.
@@ -63,11 +67,17 @@ pub async fn build(
         embedding_model: llm.embedding.model.clone(),
         ..RagConfig::default()
     };
-    let rag = Arc::new(Rag::open(db, embedder, rag_config).await?);
+    let rag = Arc::new(Rag::open(db.clone(), embedder, rag_config).await?);
 
+    let catalog = confab_accounts::CatalogService::new(db.clone());
+    let catalog_tools: Arc<dyn confab_agents::store::Catalog> =
+        Arc::new(crate::catalog::AccountsCatalog::new(catalog.clone()));
     let mut tools = ToolRegistry::new();
     tools
         .register(SearchKnowledge::new(rag.clone()))
+        .register(ListTracks::new(catalog_tools.clone()))
+        .register(GetProgress::new(catalog_tools.clone()))
+        .register(GetLesson::new(catalog_tools))
         .register(Remember::new(memory.clone()))
         .register(CurrentTime);
     let mcp_config = match vars.get("CONFAB_MCP_SERVERS") {
@@ -113,5 +123,6 @@ pub async fn build(
         rag,
         tools: tool_names,
         mcp,
+        catalog,
     })
 }

@@ -42,9 +42,7 @@ async fn chat_server(db: Db, llm: &FakeLlm, model: &str, limits: ChatLimits) -> 
     )
     .await
     .unwrap();
-    let state = state
-        .with_providers(vec![wiring.model.clone()])
-        .with_engine(wiring.engine, limits);
+    let state = state.with_wiring(wiring, limits);
     common::spawn_state(state, Options::default()).await
 }
 
@@ -706,7 +704,57 @@ async fn completions_stateless_and_in_a_session(db: Db) {
     }
 }
 
+async fn courses_are_indexed_for_the_course_agent(db: Db) {
+    let catalog = confab_accounts::CatalogService::new(db.clone());
+    catalog.load_demo().await.unwrap();
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
+    let index = |role: &'static str| {
+        server
+            .as_user(
+                "ops",
+                reqwest::Method::POST,
+                "/api/admin/courses/rust-basics/index",
+            )
+            .header("X-User-Role", role)
+            .send()
+    };
+    assert_eq!(index("user").await.unwrap().status(), 403);
+    let report: Value = index("admin").await.unwrap().json().await.unwrap();
+    assert_eq!(report["collection"], "course:rust-basics", "{report}");
+    let lessons = report["lessons"].as_u64().unwrap();
+    assert!(lessons >= 3, "{report}");
+    // Startup indexing may have run already; a second call changes nothing.
+    let again: Value = index("admin").await.unwrap().json().await.unwrap();
+    assert_eq!(again["changed"], 0);
+    assert_eq!(again["removed"], 0);
+    // The course agent answers from its course only.
+    let resp = server
+        .as_user(
+            "kim",
+            reqwest::Method::GET,
+            "/api/chat/stream?message=what%20is%20borrowing&agent=course&course_id=rust-basics",
+        )
+        .send()
+        .await
+        .unwrap();
+    let events: Vec<Value> = sse_data(&resp.text().await.unwrap())
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let sources = events.iter().find(|e| e["type"] == "sources").unwrap()["sources"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!sources.is_empty());
+    for s in &sources {
+        assert_eq!(s["metadata"]["collection"], "course:rust-basics", "{s}");
+        assert!(s["file_path"].as_str().unwrap().starts_with("lessons/"));
+    }
+}
+
 confab_testkit::backend_tests!(
+    courses_are_indexed_for_the_course_agent,
     completions_stateless_and_in_a_session,
     ws_conversation_two_turns_and_resume,
     ws_bare_message_form,

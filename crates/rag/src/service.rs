@@ -529,6 +529,16 @@ impl Rag {
         Ok(summary)
     }
 
+    /// Sources of the documents stored in `collection` that start with
+    /// `prefix` (`""` for all).
+    pub async fn sources(&self, collection: &str, prefix: &str) -> Result<Vec<String>, RagError> {
+        check_collection(collection)?;
+        let (c, p) = (collection.to_owned(), prefix.to_owned());
+        self.db
+            .run(move |conn| db::sources_under(conn, &c, &p))
+            .await
+    }
+
     /// The best passages for `query` as sources, best first, scores in 0..=1.
     pub async fn search(
         &self,

@@ -50,9 +50,7 @@ pub async fn chat_service(db: Db, llm: &FakeLlm, model: &str, bind: &str) -> cha
     )
     .await
     .unwrap();
-    let state = state
-        .with_providers(vec![wiring.model.clone()])
-        .with_engine(wiring.engine, ChatLimits::default());
+    let state = state.with_wiring(wiring, ChatLimits::default());
     let mut config = chat_service::Config::for_database("sqlite://unused.db").unwrap();
     config.http.bind = bind.to_owned();
     config.http.workers = Some(2);
