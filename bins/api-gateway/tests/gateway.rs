@@ -767,7 +767,61 @@ async fn chat_service_down_is_a_quick_503(db: Db) {
     assert_eq!(status, 200);
 }
 
+async fn gateway_restart_keeps_sessions_and_tokens(db: Db) {
+    let s = Stack::start(db.clone(), "echo", fast()).await;
+    let (_, access, refresh) = s.register("gina@example.com").await;
+    let resp = s
+        .authed(&access, Method::POST, "/api/chat")
+        .json(&json!({"message": "before restart"}))
+        .send()
+        .await
+        .unwrap();
+    let sid = resp.json::<Value>().await.unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let Stack {
+        gateway,
+        chat_url,
+        client,
+        llm,
+        chat,
+        ..
+    } = s;
+    gateway.shutdown().await.unwrap();
+    // A new gateway process (same database and secret, nothing else shared).
+    let gateway = common::gateway(db, &common::gateway_config(&chat_url)).await;
+    let url = gateway.url();
+    let resp = client
+        .post(format!("{url}/api/chat"))
+        .bearer_auth(&access)
+        .json(&json!({"message": "after restart", "session_id": sid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let messages: Value = client
+        .get(format!("{url}/api/sessions/{sid}/messages"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(messages["items"].as_array().unwrap().len(), 4);
+    let resp = client
+        .post(format!("{url}/api/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "refresh tokens survive a restart");
+    drop((llm, chat));
+}
+
 confab_testkit::backend_tests!(
+    gateway_restart_keeps_sessions_and_tokens,
     auth_flows,
     jwt_attacks,
     chat_through_the_gateway,
