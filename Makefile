@@ -4,17 +4,14 @@ CARGO ?= cargo
 .PHONY: help run test test-pg lint fmt doc bench bench-pg
 
 help:
-	@echo "make run      start confab on the embedded default (SQLite, built-in model)"
+	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
 	@echo "make test     run every test (PostgreSQL suite too when TEST_DATABASE_URL is set)"
 	@echo "make test-pg  run every test against a throwaway local PostgreSQL as well"
 	@echo "make lint     rustfmt check + clippy -D warnings + rustdoc"
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
 
 run:
-	@echo "confab: the servers (chat-service, api-gateway) are not built yet: they arrive"
-	@echo "with the chat-service and api-gateway issues. What exists today is the library"
-	@echo "layer (models, store, history); try 'make test' or 'make bench'."
-	@exit 1
+	CARGO=$(CARGO) scripts/run.sh
 
 test:
 	CARGO=$(CARGO) scripts/test.sh

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make run: builds the release binaries and starts chat-service and
+# api-gateway on the embedded default (SQLite under ./data, the built-in
+# offline model unless a provider is configured, the demo catalogue).
+# Ctrl-C stops both. A second run reuses ./data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO=${CARGO:-cargo}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+GATEWAY_BIND=${GATEWAY_BIND:-127.0.0.1:8000}
+CHAT_SERVICE_BIND=${CHAT_SERVICE_BIND:-127.0.0.1:8001}
+
+echo "confab: building release binaries (the first build takes several minutes)..."
+"$CARGO" build --release -p chat-service -p api-gateway --bins
+bin="$CARGO_TARGET_DIR/release"
+
+mkdir -p data
+# One shared secret between the two services, kept with the data.
+if [ -z "${AGENT_RUNTIME__INTERNAL_API_KEY:-}" ]; then
+  if [ ! -s data/internal_key ]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > data/internal_key)
+  fi
+  AGENT_RUNTIME__INTERNAL_API_KEY=$(cat data/internal_key)
+fi
+export AGENT_RUNTIME__INTERNAL_API_KEY
+export DATABASE_URL=${DATABASE_URL:-sqlite://data/confab.db}
+export LOG_LEVEL=${LOG_LEVEL:-info}
+
+logs=data/logs
+mkdir -p "$logs"
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "confab: stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "confab: stopped"
+}
+trap stop INT TERM EXIT
+
+# Waits until a service prints its `listening on` line; prints the URL.
+wait_listening() {
+  local out=$1 name=$2 pid=$3
+  for _ in $(seq 1 300); do
+    if grep -q "^listening on " "$out" 2>/dev/null; then
+      sed -n 's/^listening on //p' "$out" | head -1
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "confab: $name exited; its log:" >&2
+      tail -20 "$logs/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "confab: $name did not start in 60 s" >&2
+  return 1
+}
+
+CHAT_SERVICE_BIND=$CHAT_SERVICE_BIND "$bin/chat-service" > "$logs/chat-service.out" 2> "$logs/chat-service.log" &
+pids+=($!)
+chat_url=$(wait_listening "$logs/chat-service.out" chat-service "${pids[0]}")
+
+GATEWAY_BIND=$GATEWAY_BIND CHAT_SERVICE_URLS=${CHAT_SERVICE_URLS:-$chat_url} \
+  "$bin/api-gateway" > "$logs/api-gateway.out" 2> "$logs/api-gateway.log" &
+pids+=($!)
+api=$(wait_listening "$logs/api-gateway.out" api-gateway "${pids[1]}")
+ws=${api/http:/ws:}
+
+cat <<EOT
+
+confab is running (data in ./data, logs in $logs/)
+  API        $api
+  API docs   $api/docs/
+  WebSocket  $ws/ws/chat
+  health     $api/api/health
+
+Try it:
+  TOKEN=\$(curl -s -X POST $api/api/auth/register -H 'content-type: application/json' \\
+    -d '{"email":"me@example.com","password":"correct horse 42"}' \\
+    | python3 -c 'import sys,json; print(json.load(sys.stdin)["tokens"]["access_token"])')
+  curl -N "$api/api/chat/stream?message=What%20is%20ownership%20in%20Rust%3F" -H "Authorization: Bearer \$TOKEN"
+
+Ctrl-C stops both services.
+EOT
+
+wait -n "${pids[@]}" || true
+echo "confab: a service exited; see $logs/" >&2
