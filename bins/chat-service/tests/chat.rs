@@ -753,7 +753,43 @@ async fn courses_are_indexed_for_the_course_agent(db: Db) {
     }
 }
 
+async fn ws_idle_connections_are_closed(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let limits = ChatLimits {
+        heartbeat: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
+        ..ChatLimits::default()
+    };
+    let server = chat_server(db, &llm, "echo", limits).await;
+    let mut ws = connect(&server, "ivy").await;
+    send(&mut ws, json!({"type": "chat_message", "content": "hi"})).await;
+    assert_eq!(until_end(&mut ws).await.last().unwrap()["type"], "done");
+    let started = std::time::Instant::now();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Ws::Ping(_) | Ws::Pong(_))) => continue,
+            other => break other,
+        }
+    };
+    match close {
+        Some(Ok(Ws::Close(Some(frame)))) => {
+            assert_eq!(frame.code, CloseCode::Normal);
+            assert_eq!(frame.reason.as_str(), "idle timeout");
+        }
+        other => panic!("expected an idle close, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
 confab_testkit::backend_tests!(
+    ws_idle_connections_are_closed,
     courses_are_indexed_for_the_course_agent,
     completions_stateless_and_in_a_session,
     ws_conversation_two_turns_and_resume,
