@@ -99,6 +99,45 @@ impl Stack {
         }
     }
 
+    /// Everything, with the fake model `model`, and the gateway's
+    /// configuration adjusted by `configure` before it starts.
+    pub async fn start_configured(
+        db: Db,
+        model: &str,
+        llm_config: FakeLlmConfig,
+        configure: impl FnOnce(&mut Config),
+    ) -> Stack {
+        let llm = FakeLlm::start_with(llm_config).await;
+        let chat = chat_service(db.clone(), &llm, model, "127.0.0.1:0").await;
+        let chat_url = chat.url();
+        let mut config = gateway_config(&chat_url);
+        configure(&mut config);
+        let gateway = gateway(db.clone(), &config).await;
+        Stack {
+            url: gateway.url(),
+            llm,
+            gateway,
+            chat: Some(chat),
+            chat_url,
+            client: Client::new(),
+            db,
+        }
+    }
+
+    /// Creates an API key named `name` with the access token `access` and
+    /// returns the key (its secret).
+    pub async fn api_key(&self, access: &str, name: &str) -> String {
+        let resp = self
+            .authed(access, Method::POST, "/api/users/me/api-keys")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        body["key"].as_str().unwrap().to_owned()
+    }
+
     /// A request to the gateway.
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, format!("{}{path}", self.url))
