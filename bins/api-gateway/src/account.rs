@@ -65,7 +65,7 @@ fn limit_ip(state: &GatewayState, req: &HttpRequest) -> Result<(), ApiError> {
 
 /// `POST /api/auth/register`: creates an account and signs in.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 201, description = "Account created: user and tokens"),
+    responses((status = 201, description = "Account created: user and tokens", body = Object),
         (status = 409, description = "Email taken", body = confab_web::ErrorBody),
         (status = 422, description = "Invalid email or weak password", body = confab_web::ErrorBody),
         (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
@@ -94,7 +94,7 @@ pub async fn register(
 
 /// `POST /api/auth/login`.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, description = "User and tokens"),
+    responses((status = 200, description = "User and tokens", body = Object),
         (status = 401, description = "Wrong email or password", body = confab_web::ErrorBody),
         (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
 #[post("/api/auth/login")]
@@ -115,7 +115,7 @@ pub async fn login(
 
 /// `POST /api/auth/refresh`: a new token pair; the old refresh token is spent.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshBody,
-    responses((status = 200, description = "New tokens"),
+    responses((status = 200, description = "New tokens", body = Object),
         (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = confab_web::ErrorBody)))]
 #[post("/api/auth/refresh")]
 pub async fn refresh(
@@ -152,7 +152,7 @@ pub async fn logout(
 
 /// `GET /api/users/me`.
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 200, description = "The signed-in user"),
+    responses((status = 200, description = "The signed-in user", body = Object),
         (status = 401, description = "Not signed in", body = confab_web::ErrorBody)))]
 #[get("/api/users/me")]
 pub async fn me(auth: AuthUser) -> HttpResponse {
@@ -163,7 +163,7 @@ pub async fn me(auth: AuthUser) -> HttpResponse {
 /// `preferred_model`; a JSON merge patch).
 #[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])),
     request_body(content = Object, description = "{display_name?, settings?: {ai_style?, preferred_model?}}"),
-    responses((status = 200, description = "The updated user"),
+    responses((status = 200, description = "The updated user", body = Object),
         (status = 422, description = "Invalid settings", body = confab_web::ErrorBody)))]
 #[patch("/api/users/me")]
 pub async fn update_me(
@@ -182,7 +182,7 @@ pub async fn update_me(
 
 /// `GET /api/users/me/progress`.
 #[utoipa::path(get, path = "/api/users/me/progress", tag = "users", security(("bearer" = [])),
-    responses((status = 200, description = "Progress over every track")))]
+    responses((status = 200, description = "Progress over every track", body = Object)))]
 #[get("/api/users/me/progress")]
 pub async fn my_progress(
     state: web::Data<GatewayState>,
@@ -199,7 +199,7 @@ pub async fn my_progress(
 
 /// `GET /api/users/me/api-keys`.
 #[utoipa::path(get, path = "/api/users/me/api-keys", tag = "users", security(("bearer" = [])),
-    responses((status = 200, description = "The user's API keys (never the secrets)")))]
+    responses((status = 200, description = "The user's API keys (never the secrets)", body = Object)))]
 #[get("/api/users/me/api-keys")]
 pub async fn list_keys(
     state: web::Data<GatewayState>,
@@ -217,7 +217,7 @@ pub async fn list_keys(
 /// `POST /api/users/me/api-keys`: the key is in the answer, once.
 #[utoipa::path(post, path = "/api/users/me/api-keys", tag = "users", security(("bearer" = [])),
     request_body = NewKeyBody,
-    responses((status = 201, description = "The key (shown once) and its info"),
+    responses((status = 201, description = "The key (shown once) and its info", body = Object),
         (status = 409, description = "Too many keys", body = confab_web::ErrorBody)))]
 #[post("/api/users/me/api-keys")]
 pub async fn create_key(

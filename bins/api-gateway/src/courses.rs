@@ -9,7 +9,7 @@ use crate::state::GatewayState;
 
 /// `GET /api/dashboard/tracks`: every track as a card with the user's progress.
 #[utoipa::path(get, path = "/api/dashboard/tracks", tag = "courses", security(("bearer" = [])),
-    responses((status = 200, description = "Track cards with progress percent")))]
+    responses((status = 200, description = "Track cards with progress percent", body = Object)))]
 #[get("/api/dashboard/tracks")]
 pub async fn dashboard_tracks(
     state: web::Data<GatewayState>,
@@ -27,7 +27,7 @@ pub async fn dashboard_tracks(
 /// `GET /api/tracks/{id}`: a track with its modules and lessons.
 #[utoipa::path(get, path = "/api/tracks/{id}", tag = "courses", security(("bearer" = [])),
     params(("id" = String, Path, description = "Track id")),
-    responses((status = 200, description = "The track"),
+    responses((status = 200, description = "The track", body = Object),
         (status = 404, description = "No such track", body = confab_web::ErrorBody)))]
 #[get("/api/tracks/{id}")]
 pub async fn track(
@@ -47,7 +47,7 @@ pub async fn track(
 /// `GET /api/lessons/{id}`: a lesson's content.
 #[utoipa::path(get, path = "/api/lessons/{id}", tag = "courses", security(("bearer" = [])),
     params(("id" = String, Path, description = "Lesson id")),
-    responses((status = 200, description = "The lesson (Markdown)"),
+    responses((status = 200, description = "The lesson (Markdown)", body = Object),
         (status = 404, description = "No such lesson", body = confab_web::ErrorBody)))]
 #[get("/api/lessons/{id}")]
 pub async fn lesson(
@@ -67,7 +67,7 @@ pub async fn lesson(
 /// `POST /api/lessons/{id}/complete` (idempotent).
 #[utoipa::path(post, path = "/api/lessons/{id}/complete", tag = "courses", security(("bearer" = [])),
     params(("id" = String, Path, description = "Lesson id")),
-    responses((status = 200, description = "Completion and the track's new progress"),
+    responses((status = 200, description = "Completion and the track's new progress", body = Object),
         (status = 404, description = "No such lesson", body = confab_web::ErrorBody)))]
 #[post("/api/lessons/{id}/complete")]
 pub async fn complete_lesson(

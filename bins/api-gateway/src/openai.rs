@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use confab_web::ApiError;
+
 use crate::auth::AuthUser;
 use crate::state::GatewayState;
 
@@ -48,11 +50,24 @@ fn oa_error(
     }))
 }
 
+/// An authentication or rate-limit failure in OpenAI's shape.
+fn auth_error(e: ApiError) -> HttpResponse {
+    let kind = match e.status.as_u16() {
+        401 => "authentication_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    };
+    oa_error(e.status, kind, e.code, e.message)
+}
+
 /// `GET /v1/models`.
 #[utoipa::path(get, path = "/v1/models", tag = "openai", security(("bearer" = [])),
-    responses((status = 200, description = "OpenAI model list")))]
+    responses((status = 200, description = "OpenAI model list", body = Object)))]
 #[get("/v1/models")]
-pub async fn models(_auth: AuthUser) -> HttpResponse {
+pub async fn models(auth: Result<AuthUser, ApiError>) -> HttpResponse {
+    if let Err(e) = auth {
+        return auth_error(e);
+    }
     let created = 1_767_225_600; // 2026-01-01
     let data: Vec<Value> = MODELS
         .iter()
@@ -130,7 +145,7 @@ fn route_model(model: &str) -> Option<(Option<&'static str>, &'static str, Optio
 /// `POST /v1/chat/completions`.
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", security(("bearer" = [])),
     request_body(content = Object, description = "OpenAI chat completion request: {model, messages, stream?, stream_options?, user?}"),
-    responses((status = 200, description = "chat.completion JSON, or text/event-stream of chat.completion.chunk"),
+    responses((status = 200, description = "chat.completion JSON, or text/event-stream of chat.completion.chunk", body = Object),
         (status = 400, description = "Invalid request (OpenAI error shape)"),
         (status = 401, description = "Not authenticated"),
         (status = 404, description = "Unknown model or session"),
@@ -138,10 +153,14 @@ fn route_model(model: &str) -> Option<(Option<&'static str>, &'static str, Optio
 #[post("/v1/chat/completions")]
 pub async fn chat_completions(
     state: web::Data<GatewayState>,
-    auth: AuthUser,
+    auth: Result<AuthUser, ApiError>,
     req: HttpRequest,
     body: Bytes,
 ) -> HttpResponse {
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => return auth_error(e),
+    };
     let request: OaRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::state::GatewayState;
 
 /// `GET /`: liveness.
-#[utoipa::path(get, path = "/", tag = "system", responses((status = 200, description = "The gateway is up")))]
+#[utoipa::path(get, path = "/", tag = "system", responses((status = 200, description = "The gateway is up", body = Object)))]
 #[get("/")]
 pub async fn root(state: web::Data<GatewayState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
@@ -22,7 +22,7 @@ pub async fn root(state: web::Data<GatewayState>) -> HttpResponse {
 
 /// `GET /api/health`: the gateway, its database and every chat-service instance.
 #[utoipa::path(get, path = "/api/health", tag = "system",
-    responses((status = 200, description = "Everything answers"),
+    responses((status = 200, description = "Everything answers", body = Object),
         (status = 503, description = "Something is down (details in the body)")))]
 #[get("/api/health")]
 pub async fn health(state: web::Data<GatewayState>) -> HttpResponse {

@@ -724,6 +724,11 @@ async fn openai_api(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"]["type"], "authentication_error",
+        "OpenAI error shape: {body}"
+    );
 }
 
 async fn chat_service_down_is_a_quick_503(db: Db) {

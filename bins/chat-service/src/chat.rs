@@ -290,6 +290,23 @@ pub struct ChatAnswer {
     pub finish_reason: confab_models::FinishReason,
 }
 
+/// One Server-Sent Events frame as OpenAPI describes `text/event-stream`
+/// (each frame, not the whole body): `data` is one JSON chat event
+/// (`{"type": "stage" | "token" | ... | "done", ...}`) or `[DONE]`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SseFrame {
+    /// Event name (confab sends none).
+    event: Option<String>,
+    /// Event id (confab sends none).
+    id: Option<String>,
+    /// Reconnection delay (confab sends none).
+    retry: Option<i64>,
+    /// The payload.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
 /// Query of `GET /api/chat/stream`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -317,7 +334,7 @@ pub struct StreamQuery {
     get, path = "/api/chat/stream", tag = "chat",
     params(StreamQuery),
     responses(
-        (status = 200, description = "text/event-stream of chat events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of chat events", content_type = "text/event-stream", body = SseFrame),
         (status = 400, description = "Malformed query", body = confab_web::ErrorBody),
         (status = 404, description = "Unknown session", body = confab_web::ErrorBody),
         (status = 422, description = "Invalid message", body = confab_web::ErrorBody),
@@ -454,7 +471,7 @@ pub struct CompletionsBody {
     post, path = "/api/chat/completions", tag = "chat",
     request_body = CompletionsBody,
     responses(
-        (status = 200, description = "text/event-stream of chat events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of chat events", content_type = "text/event-stream", body = SseFrame),
         (status = 404, description = "Unknown session", body = confab_web::ErrorBody),
         (status = 422, description = "Invalid conversation", body = confab_web::ErrorBody),
         (status = 503, description = "Shutting down", body = confab_web::ErrorBody),
@@ -596,7 +613,7 @@ async fn session_for_key(state: &ChatState, user: &str, key: &str) -> Result<Uui
     post, path = "/agent/message/stream", tag = "chat",
     request_body = AgentMessage,
     responses(
-        (status = 200, description = "text/event-stream of tokens, then [DONE]", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of tokens, then [DONE]", content_type = "text/event-stream", body = SseFrame),
         (status = 401, description = "Missing or wrong X-Internal-Auth", body = confab_web::ErrorBody),
         (status = 422, description = "Invalid message", body = confab_web::ErrorBody),
     )

@@ -161,7 +161,11 @@ pub struct NewMessageDoc {
     /// Non-empty; at most 64 KiB.
     content: String,
     model_id: Option<String>,
+    /// 0..=1,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     tokens_used: Option<i64>,
+    /// Seconds, 0..=86,400.
+    #[schema(minimum = 0.0, maximum = 86_400.0)]
     response_time: Option<f64>,
     metadata: Option<MetadataDoc>,
 }

@@ -746,8 +746,9 @@ impl Engine {
             role: MessageRole::Assistant,
             content: text,
             model_id: Some(outcome.model.clone()),
-            tokens_used: Some(i64::from(outcome.usage.total_tokens)),
-            response_time: Some(elapsed),
+            // Bounded like history's validation (a provider may report nonsense).
+            tokens_used: Some(i64::from(outcome.usage.total_tokens).min(1_000_000_000)),
+            response_time: Some(elapsed.min(86_400.0)),
             metadata: Some(metadata),
         };
         Ok(self

@@ -510,8 +510,8 @@ impl HistoryService {
                 };
                 let (mut rt_sum, mut rt_n) = (0.0, 0i64);
                 for r in rows {
-                    st.message_count += r.n;
-                    st.total_tokens += r.tokens;
+                    st.message_count = st.message_count.saturating_add(r.n);
+                    st.total_tokens = st.total_tokens.saturating_add(r.tokens);
                     rt_sum += r.rt_sum.unwrap_or(0.0);
                     rt_n += r.rt_n;
                     match r.role.as_str() {

@@ -177,21 +177,27 @@ pub(crate) fn metadata_json(map: &Metadata) -> String {
     serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Checks optional accounting fields of a message.
+/// Most tokens one message may account for (sums over millions of
+/// messages stay far inside `i64`).
+pub const MAX_TOKENS_USED: i64 = 1_000_000_000;
+/// Longest response time recorded, in seconds (a day).
+pub const MAX_RESPONSE_TIME: f64 = 86_400.0;
+
+/// Checks `tokens_used` and `response_time`.
 pub(crate) fn accounting(
     tokens_used: Option<i64>,
     response_time: Option<f64>,
 ) -> Result<(), HistoryError> {
-    if tokens_used.is_some_and(|t| t < 0) {
+    if tokens_used.is_some_and(|t| !(0..=MAX_TOKENS_USED).contains(&t)) {
         return Err(HistoryError::InvalidField {
             field: "tokens_used",
-            reason: "must not be negative".into(),
+            reason: format!("must be between 0 and {MAX_TOKENS_USED}"),
         });
     }
-    if response_time.is_some_and(|t| !t.is_finite() || t < 0.0) {
+    if response_time.is_some_and(|t| !t.is_finite() || !(0.0..=MAX_RESPONSE_TIME).contains(&t)) {
         return Err(HistoryError::InvalidField {
             field: "response_time",
-            reason: "must be a finite number of seconds, not negative".into(),
+            reason: format!("must be a number of seconds between 0 and {MAX_RESPONSE_TIME}"),
         });
     }
     Ok(())
@@ -200,6 +206,17 @@ pub(crate) fn accounting(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounting_is_bounded() {
+        assert!(accounting(Some(0), Some(0.0)).is_ok());
+        assert!(accounting(Some(MAX_TOKENS_USED), Some(MAX_RESPONSE_TIME)).is_ok());
+        assert!(accounting(Some(MAX_TOKENS_USED + 1), None).is_err());
+        assert!(accounting(Some(i64::MAX), None).is_err());
+        assert!(accounting(Some(-1), None).is_err());
+        assert!(accounting(None, Some(MAX_RESPONSE_TIME + 1.0)).is_err());
+        assert!(accounting(None, Some(f64::NAN)).is_err());
+    }
     use serde_json::json;
 
     #[test]
