@@ -1,14 +1,15 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help run test test-pg lint fmt doc bench bench-pg
+.PHONY: help run test test-pg lint fmt doc bench bench-pg bench-ws
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
 	@echo "make test     run every test (PostgreSQL suite too when TEST_DATABASE_URL is set)"
 	@echo "make test-pg  run every test against a throwaway local PostgreSQL as well"
 	@echo "make lint     rustfmt check + clippy -D warnings + rustdoc"
-	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
+	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
+	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 
 run:
 	CARGO=$(CARGO) scripts/run.sh
@@ -29,6 +30,10 @@ fmt:
 
 bench:
 	$(CARGO) bench -p confab-history --bench history
+	$(MAKE) bench-ws
+
+bench-ws:
+	CARGO=$(CARGO) scripts/bench-ws.sh
 
 bench-pg:
 	scripts/with-postgres.sh $(MAKE) bench
