@@ -35,6 +35,10 @@ impl HttpOptions {
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
+            // After a burst, keep a bounded number of idle connections
+            // (each holds a socket and buffers) for at most 30 s.
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
             .user_agent(concat!("confab/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LlmError::Config(format!("cannot build HTTP client: {e}")))

@@ -134,7 +134,8 @@ impl ConnectionManager {
                      PRAGMA foreign_keys = ON;
                      PRAGMA busy_timeout = {};
                      PRAGMA wal_autocheckpoint = {};
-                     PRAGMA temp_store = MEMORY;",
+                     PRAGMA temp_store = MEMORY;
+                     PRAGMA journal_size_limit = 67108864;",
                     self.busy_timeout_ms, self.autocheckpoint_pages
                 ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -171,6 +172,10 @@ pub struct Db {
     pool: r2d2::Pool<ConnectionManager>,
     backend: Backend,
     timeout: Duration,
+    /// One permit per pooled connection: [`Db::run`] waits for one before
+    /// it takes a blocking thread, so a burst of queries queues here
+    /// instead of parking hundreds of threads on the pool.
+    permits: Arc<tokio::sync::Semaphore>,
     /// Stops the WAL checkpointer thread when the last clone is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
@@ -218,6 +223,9 @@ impl Db {
             pool,
             backend,
             timeout: config.connection_timeout,
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                config.max_connections.max(1) as usize,
+            )),
             _checkpointer: checkpointer,
         };
         let mut conn = db.get()?;
@@ -253,8 +261,13 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let permit = tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| E::from(StoreError::PoolTimeout(self.timeout)))?
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?;
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = db.get()?;
             f(&mut conn)
         })
