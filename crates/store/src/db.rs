@@ -224,7 +224,7 @@ impl Db {
             backend,
             timeout: config.connection_timeout,
             permits: Arc::new(tokio::sync::Semaphore::new(
-                config.max_connections.max(1) as usize,
+                config.max_connections.max(1) as usize
             )),
             _checkpointer: checkpointer,
         };
