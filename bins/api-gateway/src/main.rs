@@ -51,7 +51,7 @@ async fn serve(config: Config) -> ExitCode {
     let _ = std::io::stdout().flush();
     let handle = running.handle();
     tokio::spawn(async move {
-        if wait_for_signal().await.is_ok() {
+        if confab_web::shutdown_signal().await.is_ok() {
             tracing::info!("shutting down");
             handle.stop(true).await;
         }
@@ -108,21 +108,4 @@ async fn reindex(config: &Config, courses: &[String]) {
     {
         println!("{line}");
     }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
 }

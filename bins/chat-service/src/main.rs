@@ -50,31 +50,14 @@ async fn main() -> ExitCode {
 /// First SIGINT/SIGTERM: graceful stop (streams told to finish, requests
 /// get `grace`); a second one: immediate stop.
 async fn stop_on_signals(stopper: Stopper, grace: std::time::Duration) {
-    if wait_for_signal().await.is_err() {
+    if confab_web::shutdown_signal().await.is_err() {
         return;
     }
     tracing::info!(grace_secs = grace.as_secs(), "shutting down");
     let graceful = stopper.clone();
     tokio::spawn(async move { graceful.stop(true).await });
-    if wait_for_signal().await.is_ok() {
+    if confab_web::shutdown_signal().await.is_ok() {
         tracing::warn!("second signal: stopping now");
         stopper.stop(false).await;
     }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
 }

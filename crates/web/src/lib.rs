@@ -19,10 +19,12 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod request_id;
+pub mod signal;
 pub mod telemetry;
 
 pub use auth::{AuthConfig, Caller, InternalAuth};
 pub use config::{ConfigError, HttpConfig, Vars};
 pub use error::{ApiError, ErrorBody};
 pub use request_id::RequestId;
+pub use signal::shutdown_signal;
 pub use telemetry::{LogConfig, LogFormat, init_tracing};
