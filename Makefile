@@ -1,7 +1,7 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help run test test-pg lint fmt doc bench bench-pg bench-ws
+.PHONY: help run test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
@@ -10,6 +10,7 @@ help:
 	@echo "make lint     rustfmt check + clippy -D warnings + rustdoc"
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
+	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
 
 run:
 	CARGO=$(CARGO) scripts/run.sh
@@ -34,6 +35,9 @@ bench:
 
 bench-ws:
 	CARGO=$(CARGO) scripts/bench-ws.sh
+
+bench-gateway:
+	CARGO=$(CARGO) scripts/bench-gateway.sh
 
 bench-pg:
 	scripts/with-postgres.sh $(MAKE) bench
