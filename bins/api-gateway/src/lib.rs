@@ -172,6 +172,7 @@ pub fn serve(state: web::Data<GatewayState>, config: &Config) -> io::Result<Runn
             .wrap(security_headers())
             .wrap(from_fn(request_id))
     })
+    .on_connect(confab_web::tcp_nodelay)
     .disable_signals()
     .shutdown_timeout(config.http.shutdown_grace.as_secs().max(1));
     if let Some(workers) = config.http.workers {

@@ -222,6 +222,7 @@ impl Running {
 pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running> {
     let parts = AppParts::new(state.clone(), config);
     let mut server = HttpServer::new(move || build_app(parts.clone()))
+        .on_connect(confab_web::tcp_nodelay)
         .disable_signals()
         // Beyond the grace period, cancelled answers get a few seconds to be saved.
         .shutdown_timeout(config.http.shutdown_grace.as_secs().max(1) + 5);

@@ -28,3 +28,15 @@ pub use error::{ApiError, ErrorBody};
 pub use request_id::RequestId;
 pub use signal::shutdown_signal;
 pub use telemetry::{LogConfig, LogFormat, init_tracing};
+
+/// `HttpServer::on_connect` hook: disables Nagle's algorithm on every
+/// accepted TCP connection. Without it, the last small write of a streamed
+/// response waits for the client's delayed ACK (~40 ms) on keep-alive
+/// connections.
+pub fn tcp_nodelay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(e) = tcp.set_nodelay(true)
+    {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
