@@ -109,6 +109,17 @@ impl ChatState {
         }
     }
 
+    /// 404 unless `session_id` is a live (not deleted) session of `user`.
+    pub async fn check_session(&self, user: &str, session_id: Uuid) -> Result<(), ApiError> {
+        let session = self.sessions.get(user, &session_id.to_string()).await?;
+        if session.status == confab_models::SessionStatus::Deleted {
+            return Err(ApiError::not_found(format!(
+                "session {session_id} not found"
+            )));
+        }
+        Ok(())
+    }
+
     /// A cancellation token for one answer (cancelled on abort).
     pub fn answer_token(&self) -> CancellationToken {
         self.abort.child_token()
@@ -353,18 +364,7 @@ pub async fn stream_chat(
     let q = query.into_inner();
     if let Some(sid) = q.session_id {
         // A wrong session is a 404 now, not an event later.
-        state
-            .sessions
-            .get(&caller.user_id, &sid.to_string())
-            .await
-            .map_err(ApiError::from)
-            .and_then(|s| {
-                if s.status == confab_models::SessionStatus::Deleted {
-                    Err(ApiError::not_found(format!("session {sid} not found")))
-                } else {
-                    Ok(())
-                }
-            })?;
+        state.check_session(&caller.user_id, sid).await?;
     }
     let turn = turn(
         &caller,
@@ -498,14 +498,7 @@ pub async fn completions(
     let guard = state.guard();
     let events: std::pin::Pin<Box<dyn Stream<Item = ServerEvent> + Send>> = match body.session_id {
         Some(sid) => {
-            let session = state
-                .sessions
-                .get(&caller.user_id, &sid.to_string())
-                .await
-                .map_err(ApiError::from)?;
-            if session.status == confab_models::SessionStatus::Deleted {
-                return Err(ApiError::not_found(format!("session {sid} not found")));
-            }
+            state.check_session(&caller.user_id, sid).await?;
             let turn = turn(
                 &caller,
                 &req,
@@ -570,8 +563,7 @@ const EXTERNAL_KEY: &str = "external_session_id";
 /// recent session created for that key, or a new one.
 async fn session_for_key(state: &ChatState, user: &str, key: &str) -> Result<Uuid, ApiError> {
     if let Ok(id) = Uuid::parse_str(key)
-        && let Ok(s) = state.sessions.get(user, &id.to_string()).await
-        && s.status != confab_models::SessionStatus::Deleted
+        && state.check_session(user, id).await.is_ok()
     {
         return Ok(id);
     }

@@ -286,29 +286,9 @@ impl Engine {
         turn: ChatTurn,
         cancel: CancellationToken,
     ) -> impl Stream<Item = ServerEvent> + Send + 'static {
-        let (tx, rx) = mpsc::channel(self.inner.config.channel_capacity.max(1));
         let engine = self.clone();
-        tokio::spawn(async move {
-            // A client that goes away cancels the generation.
-            let watcher = {
-                let tx = tx.clone();
-                let cancel = cancel.clone();
-                tokio::spawn(async move {
-                    tx.closed().await;
-                    cancel.cancel();
-                })
-            };
-            let prepared = engine.prepare(turn, cancel).await;
-            match prepared {
-                Err(e) => {
-                    let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
-                }
-                Ok(prepared) => engine.generate(prepared, &tx).await,
-            }
-            watcher.abort();
-        });
-        futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|event| (event, rx))
+        self.spawn_answer(cancel, move |cancel| async move {
+            engine.prepare(turn, cancel).await
         })
     }
 
@@ -365,6 +345,25 @@ impl Engine {
         turn: StatelessTurn,
         cancel: CancellationToken,
     ) -> impl Stream<Item = ServerEvent> + Send + 'static {
+        let engine = self.clone();
+        self.spawn_answer(cancel, move |cancel| async move {
+            engine.prepare_stateless(turn, cancel).await
+        })
+    }
+
+    /// Runs `prepare` then the generation in a task of their own, writing
+    /// events into a bounded channel; the returned stream reads it. A
+    /// reader that goes away cancels the generation (which still saves
+    /// what it has).
+    fn spawn_answer<P, F>(
+        &self,
+        cancel: CancellationToken,
+        prepare: P,
+    ) -> impl Stream<Item = ServerEvent> + Send + 'static
+    where
+        P: FnOnce(CancellationToken) -> F + Send + 'static,
+        F: std::future::Future<Output = Result<Prepared, AgentError>> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(self.inner.config.channel_capacity.max(1));
         let engine = self.clone();
         tokio::spawn(async move {
@@ -376,7 +375,7 @@ impl Engine {
                     cancel.cancel();
                 })
             };
-            match engine.prepare_stateless(turn, cancel).await {
+            match prepare(cancel).await {
                 Err(e) => {
                     let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
                 }
