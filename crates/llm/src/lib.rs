@@ -21,6 +21,8 @@ mod error;
 mod fallback;
 mod http;
 mod lines;
+#[cfg(feature = "local")]
+pub mod local;
 mod ollama;
 mod openai;
 pub mod prompt;

@@ -1,0 +1,14 @@
+//! In-process models on the CPU (feature `local`): a quantized GGUF
+//! llama-family chat model ([`LocalChat`]) and a BERT-family sentence
+//! embedder ([`LocalEmbedder`]), both with candle.
+//!
+//! Inference never runs on the async runtime: each model owns dedicated
+//! worker threads fed through a bounded queue, and hands results back over
+//! channels. A full queue is a [`LlmError::RateLimited`](crate::LlmError)
+//! (`busy`) error, not a wait.
+
+mod chat;
+mod embed;
+
+pub use chat::{LocalChat, LocalChatConfig};
+pub use embed::{LocalEmbedConfig, LocalEmbedder};
