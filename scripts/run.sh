@@ -10,24 +10,27 @@ CARGO=${CARGO:-cargo}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 GATEWAY_BIND=${GATEWAY_BIND:-127.0.0.1:8000}
 CHAT_SERVICE_BIND=${CHAT_SERVICE_BIND:-127.0.0.1:8001}
+# Where the database, the keys and the logs live (make tour points it at a scratch dir).
+DATA_DIR=${CONFAB_DATA_DIR:-data}
 
 echo "confab: building release binaries (the first build takes several minutes)..."
 "$CARGO" build --release -p chat-service -p api-gateway --bins
 bin="$CARGO_TARGET_DIR/release"
 
-mkdir -p data
+mkdir -p "$DATA_DIR"
 # One shared secret between the two services, kept with the data.
 if [ -z "${AGENT_RUNTIME__INTERNAL_API_KEY:-}" ]; then
-  if [ ! -s data/internal_key ]; then
-    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > data/internal_key)
+  if [ ! -s "$DATA_DIR/internal_key" ]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DATA_DIR/internal_key")
   fi
-  AGENT_RUNTIME__INTERNAL_API_KEY=$(cat data/internal_key)
+  AGENT_RUNTIME__INTERNAL_API_KEY=$(cat "$DATA_DIR/internal_key")
 fi
 export AGENT_RUNTIME__INTERNAL_API_KEY
-export DATABASE_URL=${DATABASE_URL:-sqlite://data/confab.db}
+export DATABASE_URL=${DATABASE_URL:-sqlite://$DATA_DIR/confab.db}
+export JWT_SECRET_FILE=${JWT_SECRET_FILE:-$DATA_DIR/jwt_secret}
 export LOG_LEVEL=${LOG_LEVEL:-info}
 
-logs=data/logs
+logs=$DATA_DIR/logs
 mkdir -p "$logs"
 pids=()
 stop() {
@@ -35,8 +38,15 @@ stop() {
   echo
   echo "confab: stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Each service's exit status is reported (make tour checks for "exited 0").
+  local names=(chat-service api-gateway) rc=0 i code
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" 2>/dev/null && code=0 || code=$?
+    echo "confab: ${names[$i]} exited $code"
+    [ "$code" = 0 ] || rc=1
+  done
   echo "confab: stopped"
+  exit "$rc"
 }
 trap stop INT TERM EXIT
 
@@ -71,7 +81,7 @@ ws=${api/http:/ws:}
 
 cat <<EOT
 
-confab is running (data in ./data, logs in $logs/)
+confab is running (data in $DATA_DIR/, logs in $logs/)
   API        $api
   API docs   $api/docs/
   WebSocket  $ws/ws/chat
