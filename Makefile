@@ -1,7 +1,7 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway
+.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
@@ -13,6 +13,9 @@ help:
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
+	@echo "make up       docker compose stack (PostgreSQL+pgvector, Redis, 2 chat-service replicas, api-gateway); creates .env with generated secrets when missing"
+	@echo "make down     stop the docker compose stack (volumes kept)"
+	@echo "make stack-native  the same stack without Docker: local PostgreSQL+pgvector, redis-server and release binaries on 127.0.0.1 (gateway :8010); Ctrl-C stops all"
 
 models:
 	scripts/models.sh
@@ -49,3 +52,14 @@ bench-gateway:
 
 bench-pg:
 	scripts/with-postgres.sh $(MAKE) bench
+
+up:
+	docker/init-env.sh
+	docker compose --env-file .env -f docker/compose.yml up -d --build
+
+down:
+	docker compose --env-file .env -f docker/compose.yml down
+
+stack-native:
+	$(CARGO) build --release -p chat-service -p api-gateway --bins
+	BIN_DIR=$${BIN_DIR:-target/release} scripts/stack-native.sh run $${STACK_DIR:-data/stack-native}
