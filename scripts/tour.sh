@@ -50,8 +50,8 @@ i = 0
 prose = ""
 while i < len(lines):
     line = lines[i]
-    if line.strip() and not line.lstrip().startswith(("<!--", "```")):
-        prose = line.strip().rstrip(":")
+    if line.strip() and not line.lstrip().startswith(("<!--", "```")) and not lines[i - 1].strip():
+        prose = line.strip().rstrip(":")  # the first line of a paragraph
     if line.strip() in ("```sh", "```bash", "```shell"):
         j = i + 1
         while j < len(lines) and lines[j].strip() != "```":
@@ -81,7 +81,7 @@ out = [
     '  local rc=$?',
     '  if [ "$rc" != 0 ] && [ -n "${TOUR_STEP:-}" ] && [ -z "${TOUR_FAILED:-}" ]; then',
     '    echo "tour: FAIL: step $TOUR_STEP/$TOUR_STEPS ($TOUR_TITLE) exited $rc; its output:" >&2',
-    '    sed "s/^/    /" "$TOUR_OUT" >&2 || true',
+    '    awk \'{ print "    " $0 }\' "$TOUR_OUT" >&2 || true',
     "  fi",
     "}",
     "trap tour_exit EXIT",
@@ -91,7 +91,7 @@ for n, (title, code, checks) in enumerate(steps, 1):
     out.append('echo "tour: step $TOUR_STEP/$TOUR_STEPS: $TOUR_TITLE"')
     out.append('TOUR_OUT="$TOUR_TMP/step$TOUR_STEP.out"')
     out.append("{\n" + code + "\n} > \"$TOUR_OUT\" 2>&1")
-    out.append('sed "s/^/    /" "$TOUR_OUT"')
+    out.append('awk \'{ print "    " $0 }\' "$TOUR_OUT"')
     for kind, arg in checks:
         if kind == "expect":
             out.append(
@@ -161,7 +161,7 @@ start_run() {
   CONFAB_DATA_DIR="$DATA" make --no-print-directory run > "$out" 2>&1 < /dev/null &
   run_pid=$!
   set +m
-  while ! grep -q "^confab is running" "$out"; do
+  while ! grep -q "^confab is running" "$out" 2> /dev/null; do
     if ! kill -0 "$run_pid" 2> /dev/null; then
       tail -30 "$out" >&2
       die "make run exited before it was ready"

@@ -132,6 +132,13 @@ def main():
                 ws.send_json({"type": "chat_message", "content": message})
                 print(f"you> {message}")
             tokens = 0
+            midline = [False]
+
+            def nl():
+                """A newline when the answer's text left the cursor mid-line."""
+                was, midline[0] = midline[0], False
+                return "\n" if was else ""
+
             while True:
                 frame = ws.recv_text()
                 if args.raw:
@@ -154,14 +161,15 @@ def main():
                     if tokens == 0:
                         print("confab> ", end="")
                     tokens += 1
+                    midline[0] = True
                     print(event["content"], end="", flush=True)
                 elif kind in ("tool_call", "tool_result", "stage"):
-                    print(f"\n[{kind}] {json.dumps({k: v for k, v in event.items() if k != 'type'})}")
+                    print(f"{nl()}[{kind}] {json.dumps({k: v for k, v in event.items() if k != 'type'})}")
                 elif kind == "sources":
                     names = ", ".join(s.get("file_path", "?") for s in event.get("sources", []))
-                    print(f"\n[sources] {names}")
+                    print(f"{nl()}[sources] {names}")
                 elif kind == "done":
-                    print(f"\n[done] session {event['session_id']}, message {event['message_id']}, "
+                    print(f"{nl()}[done] session {event['session_id']}, message {event['message_id']}, "
                           f"model {event.get('model')}, finish {event.get('finish_reason')}")
                     break
             if message is not None and tokens == 0:
