@@ -75,13 +75,14 @@ if not steps:
 
 out = [
     "set -euo pipefail",
+    "exec 3>&2  # the real stderr: a failing step exits with its output redirected",
     f"TOUR_STEPS={len(steps)}",
     'tour_fail() { echo "tour: FAIL: step $TOUR_STEP/$TOUR_STEPS ($TOUR_TITLE): $1" >&2; TOUR_FAILED=1; exit 1; }',
     "tour_exit() {",
     '  local rc=$?',
     '  if [ "$rc" != 0 ] && [ -n "${TOUR_STEP:-}" ] && [ -z "${TOUR_FAILED:-}" ]; then',
-    '    echo "tour: FAIL: step $TOUR_STEP/$TOUR_STEPS ($TOUR_TITLE) exited $rc; its output:" >&2',
-    '    awk \'{ print "    " $0 }\' "$TOUR_OUT" >&2 || true',
+    '    echo "tour: FAIL: step $TOUR_STEP/$TOUR_STEPS ($TOUR_TITLE) exited $rc; its output:" >&3',
+    '    awk \'{ print "    " $0 }\' "$TOUR_OUT" >&3 || true',
     "  fi",
     "}",
     "trap tour_exit EXIT",
