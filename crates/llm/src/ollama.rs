@@ -108,6 +108,12 @@ impl Inner {
         if !request.stop.is_empty() {
             options.insert("stop".into(), json!(request.stop));
         }
+        if let Some(p) = request.top_p {
+            options.insert("top_p".into(), json!(p));
+        }
+        if let Some(seed) = request.seed {
+            options.insert("seed".into(), json!(seed));
+        }
         let mut body = json!({
             "model": request.model.clone().unwrap_or_else(|| self.model.clone()),
             "messages": request.messages.iter().map(message_json).collect::<Vec<_>>(),

@@ -153,6 +153,12 @@ impl Inner {
         if !request.stop.is_empty() {
             body["stop"] = json!(request.stop);
         }
+        if let Some(p) = request.top_p {
+            body["top_p"] = json!(p);
+        }
+        if let Some(seed) = request.seed {
+            body["seed"] = json!(seed);
+        }
         body
     }
 

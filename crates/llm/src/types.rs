@@ -146,6 +146,12 @@ pub struct ChatRequest {
     /// Stop sequences.
     #[serde(default)]
     pub stop: Vec<String>,
+    /// Nucleus sampling: sample from the smallest set of tokens with this much probability.
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Seed for sampling (same seed, same request: same reply where the provider supports it).
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 impl ChatRequest {
