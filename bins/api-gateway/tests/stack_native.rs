@@ -1,0 +1,447 @@
+//! End-to-end test of the native stack (`scripts/stack-native.sh`, the
+//! processes and settings of `docker/compose.yml` on 127.0.0.1): PostgreSQL
+//! with pgvector, Redis, two chat-service replicas started at the same
+//! moment on a fresh database (concurrent migrations) and api-gateway, each a
+//! separate process from the built binaries. A user registers and logs in
+//! through the gateway, chats over WebSocket and SSE, exports the session;
+//! both replicas serve the same session (shared PostgreSQL); both replicas
+//! are SIGKILLed and restarted and the session resumes with its history.
+//!
+//! Needs the `chat-service` binary next to this crate's `api-gateway` (both
+//! built by `cargo test --workspace`, or `cargo build -p chat-service
+//! -p api-gateway --bins`; `CONFAB_STACK_BIN_DIR` overrides the directory),
+//! `redis-server`, `curl`, and the pgvector server of
+//! `scripts/pgvector-cluster.sh install`. When one is missing the test says
+//! SKIPPED, unless `CONFAB_REQUIRE_STACK=1` (CI), which fails it (and lets
+//! the script install pgvector). Ports: `STACK_PG_PORT` (55445),
+//! `STACK_REDIS_PORT` (56390), `STACK_GATEWAY_PORT` (18000),
+//! `STACK_CHAT_PORTS` ("18001 18002").
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn script() -> PathBuf {
+    root().join("scripts/stack-native.sh")
+}
+
+fn var_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The binaries directory, or why the stack cannot run here.
+fn prerequisites() -> Result<PathBuf, String> {
+    let bin_dir = match std::env::var("CONFAB_STACK_BIN_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => Path::new(env!("CARGO_BIN_EXE_api-gateway"))
+            .parent()
+            .unwrap()
+            .to_owned(),
+    };
+    if !bin_dir.join("chat-service").is_file() {
+        return Err(format!(
+            "no chat-service binary in {} (cargo build -p chat-service --bins)",
+            bin_dir.display()
+        ));
+    }
+    for tool in ["redis-server", "redis-cli", "curl"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(format!(
+                "{tool} not found (apt-get install redis-server curl)"
+            ));
+        }
+    }
+    let require = std::env::var("CONFAB_REQUIRE_STACK").as_deref() == Ok("1");
+    let pgvector = Command::new(root().join("scripts/pgvector-cluster.sh"))
+        .arg("bindir")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pgvector && !require {
+        return Err("pgvector server not installed (scripts/pgvector-cluster.sh install)".into());
+    }
+    Ok(bin_dir)
+}
+
+/// The stack in one directory; stopped on drop (also when the test panics).
+struct Stack {
+    dir: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl Stack {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(script())
+            .args(args)
+            .env("BIN_DIR", &self.bin_dir)
+            .env("STACK_PG_PORT", var_or("STACK_PG_PORT", "55445"))
+            .env("STACK_REDIS_PORT", var_or("STACK_REDIS_PORT", "56390"))
+            .env("STACK_GATEWAY_PORT", var_or("STACK_GATEWAY_PORT", "18000"))
+            .env(
+                "STACK_CHAT_PORTS",
+                var_or("STACK_CHAT_PORTS", "18001 18002"),
+            )
+            // Credentials and secrets as a compose .env would give them.
+            .env("STACK_ENV_FILE", self.dir.join("test.env"))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the script with `args`, panicking with its output on failure.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "stack-native.sh {args:?} failed: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn dir_str(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    fn internal_key(&self) -> String {
+        std::fs::read_to_string(self.dir.join("secrets/AGENT_RUNTIME__INTERNAL_API_KEY"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let out = self.run(&["stop", self.dir_str()]);
+        if !out.status.success() {
+            eprintln!(
+                "stack-native.sh stop: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("stack left for inspection in {}", self.dir.display());
+        }
+    }
+}
+
+/// Reads one WebSocket conversation until `done` (or `error`), sending
+/// `content` after `ready`. Returns every event.
+async fn ws_round(ws_url: &str, init: Value, content: &str) -> Vec<Value> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    ws.send(Ws::Text(init.to_string().into())).await.unwrap();
+    let mut events = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a WS event within 30 s")
+            .expect("the socket stays open until done")
+            .unwrap();
+        let Ws::Text(t) = msg else { continue };
+        let e: Value = serde_json::from_str(&t).unwrap();
+        let kind = e["type"].as_str().unwrap().to_owned();
+        events.push(e);
+        if kind == "ready" {
+            ws.send(Ws::Text(
+                json!({"type": "chat_message", "content": content})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .unwrap();
+        }
+        if kind == "done" || kind == "error" {
+            break;
+        }
+    }
+    let _ = ws.close(None).await;
+    events
+}
+
+/// The text of the answer in `events` (its `token` contents).
+fn answer(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "token")
+        .map(|e| e["content"].as_str().unwrap())
+        .collect()
+}
+
+async fn messages(client: &Client, url: &str, sid: &str, access: &str) -> Vec<Value> {
+    let resp = client
+        .get(format!("{url}/api/sessions/{sid}/messages"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json::<Value>().await.unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn compose_file_dockerfile_and_native_script_agree() {
+    let out = Command::new(script()).arg("check").output().unwrap();
+    assert!(
+        out.status.success(),
+        "stack-native.sh check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_stack_end_to_end() {
+    let bin_dir = match prerequisites() {
+        Ok(b) => b,
+        Err(why) => {
+            assert!(
+                std::env::var("CONFAB_REQUIRE_STACK").as_deref() != Ok("1"),
+                "CONFAB_REQUIRE_STACK=1 but the native stack cannot run: {why}"
+            );
+            eprintln!("SKIPPED native_stack_end_to_end: {why}");
+            return;
+        }
+    };
+    // Under /tmp: the postgres user (when root) must reach it; short for the socket path.
+    let dir = PathBuf::from(format!("/tmp/confab-stack-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("test.env"),
+        "POSTGRES_USER=confab_e2e\nPOSTGRES_PASSWORD=e2e-password\nPOSTGRES_DB=confab_e2e\n\
+         JWT_SECRET=an-end-to-end-secret-that-is-long-enough-42\n",
+    )
+    .unwrap();
+    let stack = Stack { dir, bin_dir };
+    let d = stack.dir_str().to_owned();
+
+    // Both replicas start at the same moment on a fresh database.
+    let url = stack.ok(&["start", &d]).trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let status = stack.ok(&["status", &d]);
+    for svc in [
+        "redis",
+        "chat-service-1",
+        "chat-service-2",
+        "api-gateway",
+        "postgres",
+    ] {
+        assert!(
+            status.contains(&format!("{svc}: running")),
+            "{svc} not running:\n{status}"
+        );
+    }
+    for replica in ["chat-service-1", "chat-service-2"] {
+        let log = std::fs::read_to_string(stack.dir.join(format!("logs/{replica}.log"))).unwrap();
+        assert!(!log.contains("migration failed"), "{replica}: {log}");
+    }
+    let client = Client::new();
+    let health: Value = client
+        .get(format!("{url}/api/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["database"]["backend"], "postgres", "{health}");
+    assert_eq!(health["chat_services"].as_array().unwrap().len(), 2);
+
+    // Register, then log in.
+    let email = "e2e@example.com";
+    let resp = client
+        .post(format!("{url}/api/auth/register"))
+        .json(&json!({"email": email, "password": "correct horse 42"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let user_id = resp.json::<Value>().await.unwrap()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = client
+        .post(format!("{url}/api/auth/login"))
+        .json(&json!({"email": email, "password": "correct horse 42"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let access = resp.json::<Value>().await.unwrap()["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // WebSocket through the gateway: a new session.
+    let ws_url = format!("{}/ws/chat?token={access}", url.replace("http://", "ws://"));
+    let events = ws_round(
+        &ws_url,
+        json!({"type": "init", "agent": "dashboard"}),
+        "What is ownership in Rust?",
+    )
+    .await;
+    assert_eq!(events[0]["type"], "ready", "{events:?}");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "done", "{events:?}");
+    assert!(!answer(&events).is_empty(), "{events:?}");
+    let sid = done["session_id"].as_str().unwrap().to_owned();
+
+    // SSE through the gateway, same session.
+    let resp = client
+        .get(format!("{url}/api/chat/stream"))
+        .query(&[("message", "And borrowing?"), ("session_id", sid.as_str())])
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let body = resp.text().await.unwrap();
+    let sse: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|f| f.trim_start_matches('\n').strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(sse.iter().any(|e| e["type"] == "token"), "{body}");
+    assert_eq!(sse.last().unwrap()["type"], "done", "{body}");
+    assert_eq!(sse.last().unwrap()["session_id"], sid.as_str());
+
+    // Export: JSON and Markdown, as attachments, with both rounds.
+    let resp = client
+        .get(format!("{url}/api/sessions/{sid}/export?format=json"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let export = resp.text().await.unwrap();
+    serde_json::from_str::<Value>(&export).expect("a JSON export");
+    assert!(export.contains("What is ownership in Rust?") && export.contains("And borrowing?"));
+    let resp = client
+        .get(format!("{url}/api/sessions/{sid}/export?format=markdown"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let md = resp.text().await.unwrap();
+    assert!(md.contains("And borrowing?"), "{md}");
+    let before = messages(&client, &url, &sid, &access).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    // Both replicas serve the same session (one PostgreSQL).
+    let key = stack.internal_key();
+    for port in var_or("STACK_CHAT_PORTS", "18001 18002").split_whitespace() {
+        let resp = client
+            .get(format!(
+                "http://127.0.0.1:{port}/api/sessions/{sid}/messages"
+            ))
+            .header("X-Internal-Auth", &key)
+            .header("X-User-Id", &user_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "replica on {port}");
+        let items = resp.json::<Value>().await.unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(items, 4, "replica on {port}");
+    }
+
+    // One replica killed: the gateway goes on through the other.
+    stack.ok(&["kill", "chat-service-1", &d]);
+    assert_eq!(messages(&client, &url, &sid, &access).await, before);
+    // Both killed: chat is unavailable, not an error of ours.
+    stack.ok(&["kill", "chat-service-2", &d]);
+    let resp = client
+        .get(format!("{url}/api/sessions/{sid}/messages"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Both restarted at once; the session resumes with its history.
+    std::thread::scope(|s| {
+        let a = s.spawn(|| stack.ok(&["restart", "chat-service-1", &d]));
+        let b = s.spawn(|| stack.ok(&["restart", "chat-service-2", &d]));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    // The gateway skips a refused instance for UPSTREAM_COOLDOWN_SECS (5).
+    let mut after = Vec::new();
+    for _ in 0..100 {
+        let resp = client
+            .get(format!("{url}/api/sessions/{sid}/messages"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::OK {
+            after = resp.json::<Value>().await.unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        after, before,
+        "the history survives SIGKILL of both replicas"
+    );
+    let events = ws_round(
+        &ws_url,
+        json!({"type": "init", "agent": "dashboard", "session_id": sid}),
+        "One more question after the restart",
+    )
+    .await;
+    assert_eq!(events[0]["type"], "ready", "{events:?}");
+    assert_eq!(events[0]["session_id"], sid.as_str());
+    let history = events[0]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert!(
+        history
+            .iter()
+            .any(|m| m.to_string().contains("What is ownership in Rust?"))
+    );
+    assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
+    assert_eq!(events.last().unwrap()["session_id"], sid.as_str());
+    assert_eq!(messages(&client, &url, &sid, &access).await.len(), 6);
+
+    // Stop is clean and idempotent.
+    stack.ok(&["stop", &d]);
+    let out = stack.run(&["status", &d]);
+    assert!(!out.status.success());
+    let status = String::from_utf8(out.stdout).unwrap();
+    assert!(!status.contains("running"), "{status}");
+    stack.ok(&["stop", &d]);
+}
