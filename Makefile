@@ -1,7 +1,7 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native
+.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-local
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
+	@echo "make bench-local  local GGUF chat model (SmolLM2) vs llama.cpp's server, 1 and 2 threads: load time, tokens/s, ratio"
 	@echo "make up       docker compose stack (PostgreSQL+pgvector, Redis, 2 chat-service replicas, api-gateway); creates .env with generated secrets when missing"
 	@echo "make down     stop the docker compose stack (volumes kept)"
 	@echo "make stack-native  the same stack without Docker: local PostgreSQL+pgvector, redis-server and release binaries on 127.0.0.1 (gateway :8010); Ctrl-C stops all"
@@ -49,6 +50,9 @@ bench-ws:
 
 bench-gateway:
 	CARGO=$(CARGO) scripts/bench-gateway.sh
+
+bench-local: models
+	CARGO=$(CARGO) scripts/bench-local.sh
 
 bench-pg:
 	scripts/with-postgres.sh $(MAKE) bench
