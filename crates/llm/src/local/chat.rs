@@ -160,8 +160,13 @@ impl LocalChat {
             _ => gguf_tokenizer(&content, &path)?,
         };
         let device = Device::Cpu;
-        let model = ModelWeights::from_gguf(content, &mut file, &device)
-            .map_err(|e| config_error(&path, "cannot load the weights", e))?;
+        let model = match requantized(&content, &mut file, &device)
+            .map_err(|e| config_error(&path, "cannot requantize the weights", e))?
+        {
+            Some((content, mut bytes)) => ModelWeights::from_gguf(content, &mut bytes, &device),
+            None => ModelWeights::from_gguf(content, &mut file, &device),
+        }
+        .map_err(|e| config_error(&path, "cannot load the weights", e))?;
 
         let context_window = match config.context_window {
             0 => meta.context_length.min(MAX_SEQ_LEN),
@@ -285,6 +290,43 @@ impl ChatModel for LocalChat {
             }
         })
     }
+}
+
+/// candle has SIMD kernels for Q4_0 and Q8_0 but multiplies Q4_1, Q5_0
+/// and Q5_1 with scalar code (about 4x slower here): such weights are
+/// converted to Q8_0 at load (an in-memory GGUF), which costs a little
+/// precision. `None` when nothing needs converting.
+fn requantized(
+    content: &gguf_file::Content,
+    file: &mut std::fs::File,
+    device: &Device,
+) -> candle_core::Result<Option<(gguf_file::Content, std::io::Cursor<Vec<u8>>)>> {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let slow = |d: GgmlDType| matches!(d, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1);
+    if !content.tensor_infos.values().any(|t| slow(t.ggml_dtype)) {
+        return Ok(None);
+    }
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(content.tensor_infos.len());
+    for (name, info) in &content.tensor_infos {
+        let t = content.tensor(file, name, device)?;
+        let t = if slow(info.ggml_dtype) {
+            QTensor::quantize(&t.dequantize(device)?, GgmlDType::Q8_0)?
+        } else {
+            t
+        };
+        tensors.push((name.clone(), t));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut bytes, &metadata, &refs)?;
+    bytes.set_position(0);
+    let converted = gguf_file::Content::read(&mut bytes)?;
+    Ok(Some((converted, bytes)))
 }
 
 /// `raise_exception(msg)` as Hugging Face chat templates use it.
