@@ -308,8 +308,9 @@ async fn native_stack_end_to_end() {
 
     // SSE through the gateway, same session.
     let resp = client
-        .get(format!("{url}/api/chat/stream"))
-        .query(&[("message", "And borrowing?"), ("session_id", sid.as_str())])
+        .get(format!(
+            "{url}/api/chat/stream?message=And%20borrowing%3F&session_id={sid}"
+        ))
         .bearer_auth(&access)
         .send()
         .await
