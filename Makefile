@@ -1,7 +1,7 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-local
+.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-embed bench-local
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
+	@echo "make bench-embed  local embedding model (all-MiniLM-L6-v2): load time, sentences/s in batches of 32 vs the built-in embedder"
 	@echo "make bench-local  local GGUF chat model (SmolLM2) vs llama.cpp's server, 1 and 2 threads: load time, tokens/s, ratio"
 	@echo "make up       docker compose stack (PostgreSQL+pgvector, Redis, 2 chat-service replicas, api-gateway); creates .env with generated secrets when missing"
 	@echo "make down     stop the docker compose stack (volumes kept)"
@@ -50,6 +51,9 @@ bench-ws:
 
 bench-gateway:
 	CARGO=$(CARGO) scripts/bench-gateway.sh
+
+bench-embed: models
+	$(CARGO) bench -p confab-llm --features local --bench local_embed
 
 bench-local: models
 	CARGO=$(CARGO) scripts/bench-local.sh
