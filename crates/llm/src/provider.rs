@@ -16,6 +16,9 @@ pub enum Provider {
     Ollama(OllamaProvider),
     /// The offline built-in model.
     Builtin(BuiltinProvider),
+    /// In-process models (feature `local`).
+    #[cfg(feature = "local")]
+    Local(crate::local::LocalProvider),
 }
 
 macro_rules! dispatch {
@@ -24,6 +27,8 @@ macro_rules! dispatch {
             Provider::OpenAi($p) => $e,
             Provider::Ollama($p) => $e,
             Provider::Builtin($p) => $e,
+            #[cfg(feature = "local")]
+            Provider::Local($p) => $e,
         }
     };
 }

@@ -9,6 +9,8 @@
 
 mod chat;
 mod embed;
+mod provider;
 
 pub use chat::{LocalChat, LocalChatConfig};
 pub use embed::{LocalEmbedConfig, LocalEmbedder};
+pub use provider::LocalProvider;
