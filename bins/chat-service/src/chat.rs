@@ -70,6 +70,8 @@ pub struct ChatState {
     pub abort: CancellationToken,
     /// Limits.
     pub limits: ChatLimits,
+    /// Chat metrics (the app state's, shared).
+    pub metrics: crate::metrics::ChatMetrics,
 }
 
 impl ChatState {
@@ -90,6 +92,7 @@ impl ChatState {
             draining,
             abort: CancellationToken::new(),
             limits,
+            metrics: crate::metrics::ChatMetrics::default(),
         }
     }
 
@@ -262,7 +265,10 @@ pub async fn post_chat(
         .engine
         .send_message(turn, state.answer_token())
         .await
-        .map_err(api_error)?;
+        .map_err(|e| {
+            state.metrics.error(e.code());
+            api_error(e)
+        })?;
     Ok(HttpResponse::Ok().json(ChatAnswer {
         response: reply.response,
         timestamp: reply
@@ -376,7 +382,10 @@ pub async fn stream_chat(
         q.backend,
     )?;
     let guard = state.guard();
-    let events = state.engine.stream_message(turn, state.answer_token());
+    let events = crate::metrics::observe(
+        &state.metrics,
+        state.engine.stream_message(turn, state.answer_token()),
+    );
     let body = sse_body(
         events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
         guard,
@@ -508,7 +517,10 @@ pub async fn completions(
                 None,
                 body.backend,
             )?;
-            Box::pin(state.engine.stream_message(turn, state.answer_token()))
+            Box::pin(crate::metrics::observe(
+                &state.metrics,
+                state.engine.stream_message(turn, state.answer_token()),
+            ))
         }
         None => {
             let turn = confab_agents::StatelessTurn {
@@ -523,7 +535,10 @@ pub async fn completions(
                 backend: body.backend,
                 settings: settings_of(&req),
             };
-            Box::pin(state.engine.stream_stateless(turn, state.answer_token()))
+            Box::pin(crate::metrics::observe(
+                &state.metrics,
+                state.engine.stream_stateless(turn, state.answer_token()),
+            ))
         }
     };
     let body = sse_body(
@@ -641,7 +656,10 @@ pub async fn agent_stream(
         None,
     )?;
     let guard = state.guard();
-    let events = state.engine.stream_message(turn, state.answer_token());
+    let events = crate::metrics::observe(
+        &state.metrics,
+        state.engine.stream_message(turn, state.answer_token()),
+    );
     let frames = events.filter_map(|e| async move {
         let frame = match &e {
             ServerEvent::Token { content } => SeedFrame::token(content, false),

@@ -18,6 +18,7 @@ pub mod chat;
 pub mod config;
 mod memory;
 mod messages;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 mod sessions;
@@ -94,17 +95,23 @@ pub struct AppParts {
     pub max_body_bytes: usize,
     /// Largest import body.
     pub max_import_bytes: usize,
+    /// The server's metrics (`GET /metrics`).
+    pub metrics: web::Data<confab_web::Metrics>,
 }
 
 impl AppParts {
     /// Parts for `state` under `config`.
     pub fn new(state: web::Data<AppState>, config: &Config) -> Self {
         Self {
-            state,
+            state: state.clone(),
             openapi: web::Data::new(OpenApiJson::new()),
             auth: config.auth.clone(),
             max_body_bytes: config.http.max_body_bytes,
             max_import_bytes: config.max_import_bytes,
+            metrics: web::Data::new(metrics::build(
+                &state,
+                &confab_web::MetricsConfig::from_vars(&config.vars).unwrap_or_default(),
+            )),
         }
     }
 }
@@ -116,6 +123,7 @@ pub fn app_config(parts: &AppParts, cfg: &mut utoipa_actix_web::service_config::
     cfg.app_data(parts.state.clone())
         .app_data(parts.openapi.clone())
         .app_data(parts.auth.clone())
+        .app_data(parts.metrics.clone())
         .app_data(json_config(parts.max_body_bytes))
         .app_data(query_config())
         .app_data(path_config())
@@ -141,8 +149,13 @@ pub fn build_app(
         .configure(|cfg| app_config(&parts, cfg))
         .into_app()
         .route("/openapi.json", web::get().to(serve_openapi))
+        .route(
+            confab_web::metrics::METRICS_PATH,
+            web::get().to(confab_web::metrics::serve_metrics),
+        )
         .default_service(web::to(not_found))
         .wrap(json_errors())
+        .wrap(from_fn(confab_web::metrics::track_http))
         .wrap(from_fn(request_id))
 }
 
@@ -253,8 +266,12 @@ pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running>
 /// Opens the database (creating a SQLite file's directory and applying
 /// migrations), builds the providers and the state, and [`serve`]s.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let db = Db::connect(config.database.clone()).await?;
-    let state = AppState::new(db.clone(), config.history.clone());
+    let metrics = metrics::ChatMetrics::default();
+    let db = Db::connect(config.database.clone())
+        .await?
+        .with_wait_observer(metrics.db_observer());
+    let mut state = AppState::new(db.clone(), config.history.clone());
+    state.metrics = metrics;
     let wiring = wiring::build(
         &config.vars,
         &config.llm,

@@ -47,6 +47,8 @@ pub struct AppState {
     pub chat: Option<ChatState>,
     /// Connected MCP servers, kept alive (their child processes end with the state).
     pub mcp: Option<Arc<confab_agents::mcp::McpServers>>,
+    /// Chat and database metrics (registered on the server's registry by `serve`).
+    pub metrics: crate::metrics::ChatMetrics,
     /// The course catalogue and the index its lessons go to.
     pub courses: Option<(confab_accounts::CatalogService, Arc<confab_rag::Rag>)>,
 }
@@ -78,6 +80,7 @@ impl AppState {
             provider_probe_timeout: Duration::from_secs(2),
             chat: None,
             mcp: None,
+            metrics: crate::metrics::ChatMetrics::default(),
             courses: None,
         }
     }
@@ -98,6 +101,9 @@ impl AppState {
             self.active_generations.clone(),
             self.shutdown.clone(),
         ));
+        if let Some(chat) = &mut self.chat {
+            chat.metrics = self.metrics.clone();
+        }
         self
     }
 

@@ -62,7 +62,11 @@ pub async fn chat_ws(
         agent: AgentKind::Dashboard,
         answer: None,
     };
-    actix_web::rt::spawn(conn.run(session, stream));
+    // The connection's logs carry the upgrade request's id.
+    actix_web::rt::spawn(tracing::Instrument::instrument(
+        conn.run(session, stream),
+        tracing::Span::current(),
+    ));
     Ok(response)
 }
 
@@ -252,7 +256,10 @@ impl Connection {
                     settings: self.settings.clone(),
                 };
                 let cancel = self.state.answer_token();
-                let events = self.state.engine.stream_message(turn, cancel.clone());
+                let events = crate::metrics::observe(
+                    &self.state.metrics,
+                    self.state.engine.stream_message(turn, cancel.clone()),
+                );
                 self.answer = Some(Answer {
                     events: Box::pin(events),
                     cancel,

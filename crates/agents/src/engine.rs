@@ -25,6 +25,7 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backend::{BackendRegistry, ChatContext, UserSettings};
@@ -366,23 +367,26 @@ impl Engine {
     {
         let (tx, rx) = mpsc::channel(self.inner.config.channel_capacity.max(1));
         let engine = self.clone();
-        tokio::spawn(async move {
-            let watcher = {
-                let tx = tx.clone();
-                let cancel = cancel.clone();
-                tokio::spawn(async move {
-                    tx.closed().await;
-                    cancel.cancel();
-                })
-            };
-            match prepare(cancel).await {
-                Err(e) => {
-                    let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
+        tokio::spawn(
+            async move {
+                let watcher = {
+                    let tx = tx.clone();
+                    let cancel = cancel.clone();
+                    tokio::spawn(async move {
+                        tx.closed().await;
+                        cancel.cancel();
+                    })
+                };
+                match prepare(cancel).await {
+                    Err(e) => {
+                        let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
+                    }
+                    Ok(prepared) => engine.generate(prepared, &tx).await,
                 }
-                Ok(prepared) => engine.generate(prepared, &tx).await,
+                watcher.abort();
             }
-            watcher.abort();
-        });
+            .instrument(tracing::Span::current()),
+        );
         futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|event| (event, rx))
         })

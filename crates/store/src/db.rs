@@ -163,6 +163,10 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
+/// Called with the time one [`Db::run`] waited for a pool permit and a
+/// connection (binaries feed a metrics histogram with it).
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// A pooled connection.
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
@@ -176,6 +180,8 @@ pub struct Db {
     /// it takes a blocking thread, so a burst of queries queues here
     /// instead of parking hundreds of threads on the pool.
     permits: Arc<tokio::sync::Semaphore>,
+    /// Told how long each [`Db::run`] waited for a permit and a connection.
+    wait_observer: Option<WaitObserver>,
     /// Stops the WAL checkpointer thread when the last clone is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
@@ -226,6 +232,7 @@ impl Db {
             permits: Arc::new(tokio::sync::Semaphore::new(
                 config.max_connections.max(1) as usize
             )),
+            wait_observer: None,
             _checkpointer: checkpointer,
         };
         let mut conn = db.get()?;
@@ -239,6 +246,13 @@ impl Db {
         tokio::task::spawn_blocking(move || Db::open(&config))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// This database, telling `observer` how long each [`Db::run`] waited
+    /// for a connection (set it before cloning: clones share it).
+    pub fn with_wait_observer(mut self, observer: WaitObserver) -> Self {
+        self.wait_observer = Some(observer);
+        self
     }
 
     /// The backend this database runs on.
@@ -261,14 +275,21 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let waiting = std::time::Instant::now();
         let permit = tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| E::from(StoreError::PoolTimeout(self.timeout)))?
             .map_err(|e| E::from(StoreError::Task(e.to_string())))?;
         let db = self.clone();
+        // Logs from the blocking thread stay in the caller's span (request id).
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
             let _permit = permit;
             let mut conn = db.get()?;
+            if let Some(observe) = &db.wait_observer {
+                observe(waiting.elapsed());
+            }
             f(&mut conn)
         })
         .await

@@ -15,7 +15,7 @@ pub mod schema;
 pub mod sql;
 
 pub use db::{
-    Backend, ConnectionManager, Db, DbConfig, DbConnection, PooledConnection, Target,
+    Backend, ConnectionManager, Db, DbConfig, DbConnection, PooledConnection, Target, WaitObserver,
     write_transaction,
 };
 pub use error::StoreError;

@@ -10,6 +10,7 @@
 //!   [`Caller`] extractor (user id and role).
 //! - [`request_id`]: `X-Request-Id` middleware with a tracing span.
 //! - [`telemetry`]: tracing setup (`LOG_FORMAT`, `LOG_LEVEL`).
+//! - [`metrics`]: per-server Prometheus registry, HTTP metrics middleware, `GET /metrics`.
 //! - [`config`]: the only place that reads the environment ([`Vars`]).
 //!
 //! This is the only library crate that depends on actix.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod request_id;
 pub mod signal;
 pub mod telemetry;
@@ -25,6 +27,7 @@ pub mod telemetry;
 pub use auth::{AuthConfig, Caller, InternalAuth};
 pub use config::{ConfigError, HttpConfig, Vars};
 pub use error::{ApiError, ErrorBody};
+pub use metrics::{Metrics, MetricsBuilder, MetricsConfig};
 pub use request_id::RequestId;
 pub use signal::shutdown_signal;
 pub use telemetry::{LogConfig, LogFormat, init_tracing};
