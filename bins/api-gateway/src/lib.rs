@@ -5,10 +5,12 @@
 //! Layout: [`config`] (variables), [`state`], [`auth`] (JWT / API key
 //! extractor), handlers in [`account`], [`courses`], [`chat`] (forwarded
 //! routes), [`openai`], [`system`], [`docs`]; the forwarding machinery in
-//! [`upstream`], [`proxy`] and [`ws_proxy`]; [`ratelimit`].
+//! [`upstream`], [`proxy`] and [`ws_proxy`]; [`ratelimit`], [`cache`] and
+//! the optional Redis they share between replicas ([`shared`]).
 
 pub mod account;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod config;
 pub mod courses;
@@ -17,6 +19,7 @@ pub mod openai;
 pub mod proxy;
 pub mod ratelimit;
 pub mod state;
+pub mod shared;
 pub mod system;
 pub mod upstream;
 pub mod ws_proxy;
@@ -213,13 +216,39 @@ pub fn build_state(
         db,
         accounts,
         proxy,
-        auth_limiter: ratelimit::RateLimiter::new(ratelimit::Limit::per_minute(
-            config.auth_rate_per_minute,
-        )),
-        user_limiter: ratelimit::RateLimiter::new(ratelimit::Limit::per_minute(
-            config.user_rate_per_minute,
-        )),
+        auth_limiter,
+        user_limiter,
+        cache,
+        redis,
         started: Instant::now(),
+    let auth_limit = ratelimit::Limit::per_minute(config.auth_rate_per_minute);
+    let user_limit = ratelimit::Limit::per_minute(config.user_rate_per_minute);
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(|url| {
+            shared::SharedRedis::new(url, &config.redis_key_prefix, config.redis_timeout)
+                .map(std::sync::Arc::new)
+                .map_err(|e| {
+                    StartError::Config(confab_web::ConfigError::Invalid {
+                        name: "REDIS_URL",
+                        reason: e.to_string(),
+                    })
+                })
+        })
+        .transpose()?;
+    let (auth_limiter, user_limiter, cache) = match &redis {
+        Some(r) => (
+            ratelimit::RateLimiter::shared(auth_limit, r.clone(), "auth"),
+            ratelimit::RateLimiter::shared(user_limit, r.clone(), "user"),
+            cache::Cache::redis(r.clone(), config.cache_user_ttl, config.cache_catalog_ttl),
+        ),
+        None => (
+            ratelimit::RateLimiter::new(auth_limit),
+            ratelimit::RateLimiter::new(user_limit),
+            cache::Cache::local(config.cache_user_ttl, config.cache_catalog_ttl),
+        ),
+    };
     })
 }
 
@@ -278,10 +307,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                         let lines = reindex_courses(&urls, &key, &summary.changed).await;
                         let ok = lines.iter().all(|l| l.starts_with("indexed"));
                         for line in &lines {
+    if let Some(redis) = &state.redis
+        && !redis.ping().await
+    {
+        tracing::warn!(
+            "REDIS_URL is set but Redis does not answer: starting with in-process rate limits \
+             and no cache; /api/health reports it until Redis answers"
+        );
+    }
                             tracing::info!("{line}");
                         }
                         if ok {
                             break;
+                state.cache.invalidate_all().await;
                         }
                         tokio::time::sleep(std::time::Duration::from_secs(1 + attempt)).await;
                     }
