@@ -132,8 +132,6 @@ async fn metrics_parse_and_counters_move() {
     ] {
         assert!(after.families.contains_key(name), "missing family {name}");
     }
-    let not_found =
-        r#"http_requests_total{method="GET",route="/api/chat/sessions/{session_id}",status="404"}"#;
     let streamed = r#"http_requests_total{method="GET",route="/api/chat/stream",status="200"}"#;
     // The route label is the pattern (whatever the parameter is called), never the raw path.
     assert!(
