@@ -15,6 +15,7 @@ pub mod chat;
 pub mod config;
 pub mod courses;
 pub mod docs;
+pub mod metrics;
 pub mod openai;
 pub mod proxy;
 pub mod ratelimit;
@@ -161,18 +162,28 @@ impl Running {
 pub fn serve(state: web::Data<GatewayState>, config: &Config) -> io::Result<Running> {
     let max_body = config.http.max_body_bytes;
     let origins = config.cors_origins.clone();
+    let gateway_metrics = web::Data::new(state.proxy.metrics.clone());
+    let server_metrics = web::Data::new(state.proxy.metrics.build(&config.metrics));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(gateway_metrics.clone())
+            .app_data(server_metrics.clone())
             .app_data(json_config(max_body))
             .app_data(query_config())
             .app_data(path_config())
             .app_data(payload_config(MAX_FORWARD_BYTES))
             .configure(routes)
+            .route(
+                confab_web::metrics::METRICS_PATH,
+                web::get().to(confab_web::metrics::serve_metrics),
+            )
             .default_service(web::to(not_found))
             .wrap(json_errors())
             .wrap(cors(&origins))
             .wrap(security_headers())
+            .wrap(from_fn(metrics::count_rate_limited))
+            .wrap(from_fn(confab_web::metrics::track_http))
             .wrap(from_fn(request_id))
     })
     .on_connect(confab_web::tcp_nodelay)
