@@ -50,8 +50,6 @@ pub struct Config {
     pub log: LogConfig,
     /// `GET /metrics` protection (`METRICS_TOKEN`).
     pub metrics: confab_web::MetricsConfig,
-    /// `GET /metrics` protection (`METRICS_TOKEN`).
-    pub metrics: confab_web::MetricsConfig,
     /// chat-service base URLs.
     pub chat_services: Vec<String>,
     /// Key sent as `X-Internal-Auth` (empty: chat-service runs standalone on loopback).
@@ -168,7 +166,6 @@ impl Config {
             database,
             http: HttpConfig::from_vars(vars, "GATEWAY_BIND", DEFAULT_BIND)?,
             log: LogConfig::from_vars(vars)?,
-            metrics: confab_web::MetricsConfig::from_vars(vars)?,
             metrics: confab_web::MetricsConfig::from_vars(vars)?,
             chat_services,
             internal_key: vars

@@ -19,8 +19,8 @@ pub mod metrics;
 pub mod openai;
 pub mod proxy;
 pub mod ratelimit;
-pub mod state;
 pub mod shared;
+pub mod state;
 pub mod system;
 pub mod upstream;
 pub mod ws_proxy;
@@ -223,15 +223,6 @@ pub fn build_state(
         config.upstream_budget,
     )
     .map_err(|e| StartError::Io(io::Error::other(e.to_string())))?;
-    Ok(GatewayState {
-        db,
-        accounts,
-        proxy,
-        auth_limiter,
-        user_limiter,
-        cache,
-        redis,
-        started: Instant::now(),
     let auth_limit = ratelimit::Limit::per_minute(config.auth_rate_per_minute);
     let user_limit = ratelimit::Limit::per_minute(config.user_rate_per_minute);
     let redis = config
@@ -260,6 +251,15 @@ pub fn build_state(
             cache::Cache::local(config.cache_user_ttl, config.cache_catalog_ttl),
         ),
     };
+    Ok(GatewayState {
+        db,
+        accounts,
+        proxy,
+        auth_limiter,
+        user_limiter,
+        cache,
+        redis,
+        started: Instant::now(),
     })
 }
 
@@ -307,17 +307,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map_err(|e| StartError::Accounts(e.to_string()))?,
     };
     let state = build_state(db, &config, secret)?;
-    if config.demo_catalog {
-        match state.accounts.catalog.load_demo_if_empty().await {
-            Ok(Some(summary)) => {
-                tracing::info!(?summary, "demo catalogue loaded");
-                // chat-service may have started before the catalogue existed.
-                let (urls, key) = (config.chat_services.clone(), config.internal_key.clone());
-                tokio::spawn(async move {
-                    for attempt in 0..10u64 {
-                        let lines = reindex_courses(&urls, &key, &summary.changed).await;
-                        let ok = lines.iter().all(|l| l.starts_with("indexed"));
-                        for line in &lines {
     if let Some(redis) = &state.redis
         && !redis.ping().await
     {
@@ -326,11 +315,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
              and no cache; /api/health reports it until Redis answers"
         );
     }
+    if config.demo_catalog {
+        match state.accounts.catalog.load_demo_if_empty().await {
+            Ok(Some(summary)) => {
+                tracing::info!(?summary, "demo catalogue loaded");
+                state.cache.invalidate_all().await;
+                // chat-service may have started before the catalogue existed.
+                let (urls, key) = (config.chat_services.clone(), config.internal_key.clone());
+                tokio::spawn(async move {
+                    for attempt in 0..10u64 {
+                        let lines = reindex_courses(&urls, &key, &summary.changed).await;
+                        let ok = lines.iter().all(|l| l.starts_with("indexed"));
+                        for line in &lines {
                             tracing::info!("{line}");
                         }
                         if ok {
                             break;
-                state.cache.invalidate_all().await;
                         }
                         tokio::time::sleep(std::time::Duration::from_secs(1 + attempt)).await;
                     }
