@@ -1,2 +1,0 @@
-//! Shared test helpers of the metrics tests.
-pub mod prom;
