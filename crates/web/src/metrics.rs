@@ -304,7 +304,10 @@ mod tests {
             text.contains(r#"http_requests_total{method="GET",route="/a/{id}",status="200"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"le="+Inf"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"le="+Inf",method="GET",route="/a/{id}",status="200"} 1"#),
+            "{text}"
+        );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
     }
 }
