@@ -1,7 +1,7 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help models run tour test test-pg lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-embed bench-local
+.PHONY: help models run tour test test-pg test-redis lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-embed bench-local
 
 help:
 	@echo "make run      build and start chat-service + api-gateway on the embedded default (SQLite, demo courses, built-in model)"
@@ -9,6 +9,7 @@ help:
 	@echo "make tour     the README tour as a test: make run on a scratch dir, tour, Ctrl-C, restart, data kept"
 	@echo "make test     run every test (PostgreSQL suite too when TEST_DATABASE_URL is set)"
 	@echo "make test-pg  run every test against a throwaway local PostgreSQL as well"
+	@echo "make test-redis  the gateway's rate-limit and cache tests with a throwaway local redis-server"
 	@echo "make lint     rustfmt check + clippy -D warnings + rustdoc"
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
@@ -33,6 +34,9 @@ test:
 
 test-pg:
 	scripts/with-postgres.sh $(MAKE) test
+
+test-redis:
+	scripts/with-redis.sh cargo test -p api-gateway --test redis
 
 lint:
 	$(CARGO) fmt --all -- --check

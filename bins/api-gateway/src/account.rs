@@ -8,6 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, api_error};
+use crate::ratelimit::RateLimited;
 use crate::state::GatewayState;
 
 /// Body of `POST /api/auth/register`.
@@ -49,17 +50,20 @@ pub struct NewKeyBody {
     pub name: String,
 }
 
-/// 429 unless the client IP has attempts left.
-fn limit_ip(state: &GatewayState, req: &HttpRequest) -> Result<(), ApiError> {
+/// 429 (with `Retry-After`) unless the client IP has attempts left.
+async fn limit_ip(state: &GatewayState, req: &HttpRequest) -> Result<(), RateLimited> {
     let ip = req
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
-    state.auth_limiter.check(&ip).map_err(|wait| {
-        ApiError::too_many_requests(format!(
-            "too many attempts from this address; retry in {:.0} s",
-            wait.as_secs_f64().ceil()
-        ))
+    state.auth_limiter.check(&ip).await.map_err(|wait| {
+        RateLimited::new(
+            wait,
+            format!(
+                "too many attempts from this address; retry in {:.0} s",
+                wait.as_secs_f64().ceil()
+            ),
+        )
     })
 }
 
@@ -74,8 +78,8 @@ pub async fn register(
     state: web::Data<GatewayState>,
     req: HttpRequest,
     body: web::Json<RegisterBody>,
-) -> Result<HttpResponse, ApiError> {
-    limit_ip(&state, &req)?;
+) -> Result<HttpResponse, actix_web::Error> {
+    limit_ip(&state, &req).await?;
     let body = body.into_inner();
     let user = state
         .accounts
@@ -102,8 +106,8 @@ pub async fn login(
     state: web::Data<GatewayState>,
     req: HttpRequest,
     body: web::Json<LoginBody>,
-) -> Result<HttpResponse, ApiError> {
-    limit_ip(&state, &req)?;
+) -> Result<HttpResponse, actix_web::Error> {
+    limit_ip(&state, &req).await?;
     let (user, tokens) = state
         .accounts
         .tokens
@@ -122,8 +126,8 @@ pub async fn refresh(
     state: web::Data<GatewayState>,
     req: HttpRequest,
     body: web::Json<RefreshBody>,
-) -> Result<HttpResponse, ApiError> {
-    limit_ip(&state, &req)?;
+) -> Result<HttpResponse, actix_web::Error> {
+    limit_ip(&state, &req).await?;
     let tokens = state
         .accounts
         .tokens
@@ -177,6 +181,7 @@ pub async fn update_me(
         .update_profile(auth.user.id, body.into_inner())
         .await
         .map_err(api_error)?;
+    state.cache.invalidate_user(&auth.id()).await;
     Ok(HttpResponse::Ok().json(user))
 }
 

@@ -13,6 +13,8 @@ use confab_accounts::models::{User, UserRole};
 use confab_accounts::{API_KEY_PREFIX, AccountsError};
 use confab_web::ApiError;
 
+use serde::{Deserialize, Serialize};
+
 use crate::proxy::Identity;
 use crate::state::GatewayState;
 
@@ -99,15 +101,14 @@ pub async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<Aut
         ));
     };
     let (result, via) = if token.starts_with(API_KEY_PREFIX) {
+        // API keys are not cached: a revoked key stops at once, and the
+        // key's last use is recorded.
         (
             state.accounts.api_keys.authenticate_api_key(&token).await,
             Credential::ApiKey,
         )
     } else {
-        (
-            state.accounts.tokens.authenticate_access(&token).await,
-            Credential::AccessToken,
-        )
+        (access_user(state, &token).await, Credential::AccessToken)
     };
     match result {
         Ok(user) => Ok(AuthUser { user, via }),
@@ -117,6 +118,37 @@ pub async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<Aut
         }
         Err(e) => Err(api_error(e)),
     }
+}
+
+/// The cached form of an access-token check: the user and the token
+/// version that was current when they were loaded.
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedUser {
+    user: User,
+    ver: i64,
+}
+
+/// The user of a valid access token: from the cache when the token's
+/// version matches the cached one (any logout everywhere, password, role,
+/// profile change or deletion drops the cached entry), else from the
+/// database (which then fills the cache).
+async fn access_user(state: &GatewayState, token: &str) -> Result<User, AccountsError> {
+    let tokens = &state.accounts.tokens;
+    let claims = tokens.verify_access(token)?;
+    let id = claims.user_id()?.to_string();
+    let lookup = state.cache.get_user::<CachedUser>(&id).await;
+    if let Some(cached) = lookup.value
+        && cached.ver == claims.ver
+    {
+        return Ok(cached.user);
+    }
+    let user = tokens.authenticate_access(token).await?;
+    let cached = CachedUser {
+        user,
+        ver: claims.ver,
+    };
+    state.cache.put_user(&id, lookup.stamp, &cached).await;
+    Ok(cached.user)
 }
 
 impl FromRequest for AuthUser {
@@ -131,7 +163,9 @@ impl FromRequest for AuthUser {
                 .cloned()
                 .ok_or_else(|| ApiError::internal("gateway state missing"))?;
             let user = authenticate(&state, &req).await?;
-            if let Err(wait) = state.user_limiter.check(&user.id()) {
+            if let Err(wait) = state.user_limiter.check(&user.id()).await {
+                // An ApiError (the OpenAI routes re-shape it), so no
+                // Retry-After here; the wait is in the message.
                 return Err(ApiError::too_many_requests(format!(
                     "too many requests; retry in {:.1} s",
                     wait.as_secs_f64()

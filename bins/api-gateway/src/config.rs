@@ -48,6 +48,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// `GET /metrics` protection (`METRICS_TOKEN`).
+    pub metrics: confab_web::MetricsConfig,
     /// chat-service base URLs.
     pub chat_services: Vec<String>,
     /// Key sent as `X-Internal-Auth` (empty: chat-service runs standalone on loopback).
@@ -72,11 +74,34 @@ pub struct Config {
     pub upstream_cooldown: Duration,
     /// Load the demo catalogue when the catalogue is empty.
     pub demo_catalog: bool,
+    /// Redis shared by the replicas (rate limits, caches); none: in-process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_key_prefix: String,
+    /// Time limit of one Redis call (then: fallback).
+    pub redis_timeout: Duration,
+    /// How long the authenticated user is cached (0: not cached).
+    pub cache_user_ttl: Duration,
+    /// How long catalogue views are cached (0: not cached).
+    pub cache_catalog_ttl: Duration,
 }
 
 /// Whether `url` is the embedded default (a SQLite file): dev mode.
 fn is_embedded(url: &str) -> bool {
     !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+}
+
+/// `REDIS_URL`: unset or empty is none; otherwise a redis:// or rediss:// URL.
+fn redis_url(vars: &Vars) -> Result<Option<String>, StartError> {
+    match vars.get("REDIS_URL").filter(|u| !u.trim().is_empty()) {
+        None => Ok(None),
+        Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => Ok(Some(u)),
+        Some(_) => Err(ConfigError::Invalid {
+            name: "REDIS_URL",
+            reason: "must be a redis:// or rediss:// URL".into(),
+        }
+        .into()),
+    }
 }
 
 impl Config {
@@ -136,10 +161,12 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let redis = redis_url(vars)?;
         Ok(Self {
             database,
             http: HttpConfig::from_vars(vars, "GATEWAY_BIND", DEFAULT_BIND)?,
             log: LogConfig::from_vars(vars)?,
+            metrics: confab_web::MetricsConfig::from_vars(vars)?,
             chat_services,
             internal_key: vars
                 .get("AGENT_RUNTIME__INTERNAL_API_KEY")
@@ -155,6 +182,17 @@ impl Config {
             upstream_budget: vars.millis("UPSTREAM_BUDGET_MS", Duration::from_millis(900))?,
             upstream_cooldown: vars.seconds("UPSTREAM_COOLDOWN_SECS", Duration::from_secs(5))?,
             demo_catalog: vars.flag("CONFAB_DEMO_CATALOG", true)?,
+            redis_url: redis.clone(),
+            redis_key_prefix: vars.get_or("REDIS_KEY_PREFIX", crate::cache::DEFAULT_PREFIX),
+            redis_timeout: vars.millis("REDIS_TIMEOUT_MS", Duration::from_millis(250))?,
+            // Off by default without Redis: a user changed or deleted
+            // behind the gateway's back (CLI, another replica) is refused
+            // at once.
+            cache_user_ttl: vars.seconds(
+                "CACHE_USER_TTL_SECS",
+                Duration::from_secs(if redis.is_some() { 30 } else { 0 }),
+            )?,
+            cache_catalog_ttl: vars.seconds("CACHE_CATALOG_TTL_SECS", Duration::from_secs(30))?,
         })
     }
 }

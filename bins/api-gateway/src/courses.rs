@@ -1,11 +1,37 @@
 //! The course catalogue: dashboard cards, tracks, lessons, completion.
+//! Reads are cached per user for a short while ([`crate::cache`]): a
+//! completion drops the user's views, a catalogue import drops everything.
 
 use actix_web::{HttpResponse, get, post, web};
 use confab_web::ApiError;
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, api_error};
 use crate::state::GatewayState;
+
+/// The catalogue view `what` of `user`: cached, or `load`ed and cached.
+async fn cached<T, F>(
+    state: &GatewayState,
+    user: &str,
+    what: &str,
+    load: F,
+) -> Result<Value, ApiError>
+where
+    T: Serialize,
+    F: Future<Output = Result<T, confab_accounts::AccountsError>>,
+{
+    let lookup = state.cache.get_catalog::<Value>(user, what).await;
+    if let Some(value) = lookup.value {
+        return Ok(value);
+    }
+    let value = serde_json::to_value(load.await.map_err(api_error)?).map_err(ApiError::internal)?;
+    state
+        .cache
+        .put_catalog(user, what, lookup.stamp, &value)
+        .await;
+    Ok(value)
+}
 
 /// `GET /api/dashboard/tracks`: every track as a card with the user's progress.
 #[utoipa::path(get, path = "/api/dashboard/tracks", tag = "courses", security(("bearer" = [])),
@@ -15,12 +41,14 @@ pub async fn dashboard_tracks(
     state: web::Data<GatewayState>,
     auth: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let cards = state
-        .accounts
-        .catalog
-        .tracks_for_user(&auth.id())
-        .await
-        .map_err(api_error)?;
+    let user = auth.id();
+    let cards = cached(
+        &state,
+        &user,
+        "dashboard",
+        state.accounts.catalog.tracks_for_user(&user),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "items": cards })))
 }
 
@@ -35,12 +63,14 @@ pub async fn track(
     auth: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let track = state
-        .accounts
-        .catalog
-        .track(&auth.id(), &id)
-        .await
-        .map_err(api_error)?;
+    let user = auth.id();
+    let track = cached(
+        &state,
+        &user,
+        &format!("track:{id}"),
+        state.accounts.catalog.track(&user, &id),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(track))
 }
 
@@ -55,12 +85,14 @@ pub async fn lesson(
     auth: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let lesson = state
-        .accounts
-        .catalog
-        .lesson(&auth.id(), &id)
-        .await
-        .map_err(api_error)?;
+    let user = auth.id();
+    let lesson = cached(
+        &state,
+        &user,
+        &format!("lesson:{id}"),
+        state.accounts.catalog.lesson(&user, &id),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(lesson))
 }
 
@@ -81,5 +113,7 @@ pub async fn complete_lesson(
         .complete_lesson(&auth.id(), &id)
         .await
         .map_err(api_error)?;
+    // Progress shows in the dashboard, track and lesson views.
+    state.cache.invalidate_user(&auth.id()).await;
     Ok(HttpResponse::Ok().json(done))
 }

@@ -5,17 +5,21 @@
 //! Layout: [`config`] (variables), [`state`], [`auth`] (JWT / API key
 //! extractor), handlers in [`account`], [`courses`], [`chat`] (forwarded
 //! routes), [`openai`], [`system`], [`docs`]; the forwarding machinery in
-//! [`upstream`], [`proxy`] and [`ws_proxy`]; [`ratelimit`].
+//! [`upstream`], [`proxy`] and [`ws_proxy`]; [`ratelimit`], [`cache`] and
+//! the optional Redis they share between replicas ([`shared`]).
 
 pub mod account;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod config;
 pub mod courses;
 pub mod docs;
+pub mod metrics;
 pub mod openai;
 pub mod proxy;
 pub mod ratelimit;
+pub mod shared;
 pub mod state;
 pub mod system;
 pub mod upstream;
@@ -158,18 +162,28 @@ impl Running {
 pub fn serve(state: web::Data<GatewayState>, config: &Config) -> io::Result<Running> {
     let max_body = config.http.max_body_bytes;
     let origins = config.cors_origins.clone();
+    let gateway_metrics = web::Data::new(state.proxy.metrics.clone());
+    let server_metrics = web::Data::new(state.proxy.metrics.build(&config.metrics));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(gateway_metrics.clone())
+            .app_data(server_metrics.clone())
             .app_data(json_config(max_body))
             .app_data(query_config())
             .app_data(path_config())
             .app_data(payload_config(MAX_FORWARD_BYTES))
             .configure(routes)
+            .route(
+                confab_web::metrics::METRICS_PATH,
+                web::get().to(confab_web::metrics::serve_metrics),
+            )
             .default_service(web::to(not_found))
             .wrap(json_errors())
             .wrap(cors(&origins))
             .wrap(security_headers())
+            .wrap(from_fn(metrics::count_rate_limited))
+            .wrap(from_fn(confab_web::metrics::track_http))
             .wrap(from_fn(request_id))
     })
     .on_connect(confab_web::tcp_nodelay)
@@ -209,16 +223,42 @@ pub fn build_state(
         config.upstream_budget,
     )
     .map_err(|e| StartError::Io(io::Error::other(e.to_string())))?;
+    let auth_limit = ratelimit::Limit::per_minute(config.auth_rate_per_minute);
+    let user_limit = ratelimit::Limit::per_minute(config.user_rate_per_minute);
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(|url| {
+            shared::SharedRedis::new(url, &config.redis_key_prefix, config.redis_timeout)
+                .map(std::sync::Arc::new)
+                .map_err(|e| {
+                    StartError::Config(confab_web::ConfigError::Invalid {
+                        name: "REDIS_URL",
+                        reason: e.to_string(),
+                    })
+                })
+        })
+        .transpose()?;
+    let (auth_limiter, user_limiter, cache) = match &redis {
+        Some(r) => (
+            ratelimit::RateLimiter::shared(auth_limit, r.clone(), "auth"),
+            ratelimit::RateLimiter::shared(user_limit, r.clone(), "user"),
+            cache::Cache::redis(r.clone(), config.cache_user_ttl, config.cache_catalog_ttl),
+        ),
+        None => (
+            ratelimit::RateLimiter::new(auth_limit),
+            ratelimit::RateLimiter::new(user_limit),
+            cache::Cache::local(config.cache_user_ttl, config.cache_catalog_ttl),
+        ),
+    };
     Ok(GatewayState {
         db,
         accounts,
         proxy,
-        auth_limiter: ratelimit::RateLimiter::new(ratelimit::Limit::per_minute(
-            config.auth_rate_per_minute,
-        )),
-        user_limiter: ratelimit::RateLimiter::new(ratelimit::Limit::per_minute(
-            config.user_rate_per_minute,
-        )),
+        auth_limiter,
+        user_limiter,
+        cache,
+        redis,
         started: Instant::now(),
     })
 }
@@ -267,10 +307,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map_err(|e| StartError::Accounts(e.to_string()))?,
     };
     let state = build_state(db, &config, secret)?;
+    if let Some(redis) = &state.redis
+        && !redis.ping().await
+    {
+        tracing::warn!(
+            "REDIS_URL is set but Redis does not answer: starting with in-process rate limits \
+             and no cache; /api/health reports it until Redis answers"
+        );
+    }
     if config.demo_catalog {
         match state.accounts.catalog.load_demo_if_empty().await {
             Ok(Some(summary)) => {
                 tracing::info!(?summary, "demo catalogue loaded");
+                state.cache.invalidate_all().await;
                 // chat-service may have started before the catalogue existed.
                 let (urls, key) = (config.chat_services.clone(), config.internal_key.clone());
                 tokio::spawn(async move {

@@ -91,6 +91,7 @@ async fn import(config: Config, path: &str) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&summary).unwrap_or_default()
             );
+            forget_cached(&config).await;
             reindex(&config, &summary.changed).await;
             ExitCode::SUCCESS
         }
@@ -98,6 +99,31 @@ async fn import(config: Config, path: &str) -> ExitCode {
             eprintln!("api-gateway: import failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// With Redis, drops every replica's cached catalogue views (without it,
+/// a running gateway's in-process cache expires within
+/// `CACHE_CATALOG_TTL_SECS`).
+async fn forget_cached(config: &Config) {
+    let Some(url) = &config.redis_url else {
+        return;
+    };
+    let bumped = match api_gateway::shared::SharedRedis::new(
+        url,
+        &config.redis_key_prefix,
+        config.redis_timeout,
+    ) {
+        Ok(redis) => api_gateway::cache::bump_generation(&redis).await,
+        Err(_) => false,
+    };
+    if bumped {
+        println!("cached catalogue views dropped (redis)");
+    } else {
+        eprintln!(
+            "api-gateway: warning: redis unreachable; cached catalogue views expire within {} s",
+            config.cache_catalog_ttl.as_secs()
+        );
     }
 }
 

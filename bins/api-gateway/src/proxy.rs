@@ -54,6 +54,8 @@ pub struct Proxy {
     upstreams: Upstreams,
     internal_key: String,
     connect_budget: Duration,
+    /// Upstream errors and relayed WebSockets.
+    pub metrics: crate::metrics::GatewayMetrics,
 }
 
 impl Proxy {
@@ -76,6 +78,7 @@ impl Proxy {
             upstreams,
             internal_key,
             connect_budget,
+            metrics: crate::metrics::GatewayMetrics::default(),
         })
     }
 
@@ -184,10 +187,12 @@ impl Proxy {
                 }
                 Err(e) if e.is_connect() || (e.is_timeout() && !e.is_body()) => {
                     last_error = format!("{}: {e}", upstream.url);
+                    self.metrics.upstream_error("connect");
                     self.upstreams.mark_down(upstream);
                 }
                 Err(e) => {
                     tracing::warn!(upstream = %upstream.url, error = %e, "chat-service request failed");
+                    self.metrics.upstream_error("request");
                     return Err(ApiError::new(
                         StatusCode::BAD_GATEWAY,
                         "bad_gateway",
@@ -197,6 +202,7 @@ impl Proxy {
             }
         }
         tracing::warn!(error = %last_error, "no chat-service instance reachable");
+        self.metrics.upstream_error("unavailable");
         Err(unavailable())
     }
 

@@ -1,9 +1,18 @@
-//! In-process rate limiting: a token bucket per key (client IP for login
-//! and register, user id for everything else).
+//! Rate limiting: a token bucket per key (client IP for login and
+//! register, user id for everything else), in-process ([`LocalLimiter`])
+//! or in Redis when `REDIS_URL` is set (one atomic Lua script per check,
+//! on Redis' clock, so every replica draws from the same bucket). When
+//! Redis fails, the check falls back to the in-process buckets.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use confab_web::ApiError;
+
+use crate::shared::SharedRedis;
 
 /// A limit: `burst` requests at once, refilled at `per_minute`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,14 +39,14 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Buckets by key; stale ones are swept as the map grows.
+/// In-process buckets by key; stale ones are swept as the map grows.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct LocalLimiter {
     limit: Limit,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-impl RateLimiter {
+impl LocalLimiter {
     /// A limiter applying `limit` to every key.
     pub fn new(limit: Limit) -> Self {
         Self {
@@ -79,13 +88,161 @@ impl RateLimiter {
     }
 }
 
+/// The token bucket in Redis: `KEYS[1]` a hash {t: tokens, ts: ms},
+/// `ARGV` burst, tokens per ms. Returns {1, 0} (allowed) or {0, wait ms}.
+/// The key expires once a full bucket would have refilled.
+const BUCKET_LUA: &str = r"
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(burst, tokens + elapsed * rate)
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = math.ceil((1 - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
+return {allowed, wait}
+";
+
+/// The Redis side of a [`RateLimiter`].
+#[derive(Debug)]
+struct RedisBuckets {
+    redis: Arc<SharedRedis>,
+    name: String,
+    script: redis::Script,
+}
+
+/// A rate limiter: Redis buckets when configured (shared by every
+/// replica), in-process otherwise or while Redis is unreachable.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: Limit,
+    local: LocalLimiter,
+    redis: Option<RedisBuckets>,
+}
+
+impl RateLimiter {
+    /// An in-process limiter applying `limit` to every key.
+    pub fn new(limit: Limit) -> Self {
+        Self {
+            limit,
+            local: LocalLimiter::new(limit),
+            redis: None,
+        }
+    }
+
+    /// A limiter keeping its buckets in Redis under `PREFIX rl:NAME:KEY`.
+    pub fn shared(limit: Limit, redis: Arc<SharedRedis>, name: &str) -> Self {
+        Self {
+            limit,
+            local: LocalLimiter::new(limit),
+            redis: Some(RedisBuckets {
+                redis,
+                name: name.to_owned(),
+                script: redis::Script::new(BUCKET_LUA),
+            }),
+        }
+    }
+
+    /// Whether the buckets live in Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Takes one token for `key`: `Ok(())`, or `Err(wait)` with how long
+    /// until the next token.
+    pub async fn check(&self, key: &str) -> Result<(), Duration> {
+        if let Some(r) = &self.redis {
+            let redis_key = r.redis.key(&format!("rl:{}:{key}", r.name));
+            let rate_per_ms = self.limit.per_minute / 60_000.0;
+            let burst = self.limit.burst;
+            let script = &r.script;
+            let answer = r
+                .redis
+                .call(|mut c| async move {
+                    script
+                        .key(redis_key)
+                        .arg(burst)
+                        .arg(rate_per_ms)
+                        .invoke_async::<(i64, i64)>(&mut c)
+                        .await
+                })
+                .await;
+            match answer {
+                Some((1, _)) => return Ok(()),
+                Some((_, wait_ms)) => {
+                    return Err(Duration::from_millis(wait_ms.max(1).unsigned_abs()));
+                }
+                None => {}
+            }
+        }
+        self.local.check(key)
+    }
+}
+
+/// A 429: the usual JSON error body plus `Retry-After` (whole seconds,
+/// rounded up).
+#[derive(Debug, Clone)]
+pub struct RateLimited {
+    /// How long until the next token.
+    pub wait: Duration,
+    /// The explanation in the body.
+    pub message: String,
+}
+
+impl RateLimited {
+    /// A 429 for `wait`, with `message`.
+    pub fn new(wait: Duration, message: impl Into<String>) -> Self {
+        Self {
+            wait,
+            message: message.into(),
+        }
+    }
+
+    /// The `Retry-After` value in seconds (at least 1).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.wait.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+impl std::fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RateLimited {}
+
+impl ResponseError for RateLimited {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", self.retry_after_secs().to_string()))
+            .json(ApiError::too_many_requests(self.message.clone()).body())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn bursts_then_refuses_then_refills() {
-        let limiter = RateLimiter::new(Limit {
+        let limiter = LocalLimiter::new(Limit {
             burst: 3.0,
             per_minute: 6000.0,
         });

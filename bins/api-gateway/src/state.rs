@@ -1,12 +1,15 @@
 //! [`GatewayState`]: what every handler can reach.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use confab_accounts::Accounts;
 use confab_store::Db;
 
+use crate::cache::Cache;
 use crate::proxy::Proxy;
 use crate::ratelimit::RateLimiter;
+use crate::shared::SharedRedis;
 
 /// Shared state of the gateway (one per process, in `web::Data`).
 #[derive(Debug)]
@@ -21,6 +24,10 @@ pub struct GatewayState {
     pub auth_limiter: RateLimiter,
     /// Requests per user.
     pub user_limiter: RateLimiter,
+    /// Short-lived caches (user, catalogue views).
+    pub cache: Cache,
+    /// The Redis the replicas share, when `REDIS_URL` is set.
+    pub redis: Option<Arc<SharedRedis>>,
     /// When the gateway started.
     pub started: Instant,
 }

@@ -43,12 +43,27 @@ pub async fn health(state: web::Data<GatewayState>) -> HttpResponse {
     });
     let instances: Vec<Value> = futures_util::future::join_all(checks).await;
     let any_chat = instances.iter().any(|i| i["status"] == "ok");
-    let status = if db_ok && any_chat { "ok" } else { "degraded" };
+    let redis_ok = match &state.redis {
+        Some(r) => Some(r.ping().await),
+        None => None,
+    };
+    let status = if db_ok && any_chat && redis_ok != Some(false) {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let redis = match redis_ok {
+        None => json!({ "status": "off", "cache": state.cache.backend_name() }),
+        Some(ok) => {
+            json!({ "status": if ok { "ok" } else { "down" }, "cache": state.cache.backend_name() })
+        }
+    };
     let body = json!({
         "status": status,
         "gateway": { "status": "ok", "version": env!("CARGO_PKG_VERSION") },
         "database": { "status": if db_ok { "ok" } else { "unreachable" }, "backend": format!("{:?}", state.db.backend()).to_lowercase() },
         "chat_services": instances,
+        "redis": redis,
     });
     if status == "ok" {
         HttpResponse::Ok().json(body)

@@ -70,19 +70,34 @@ pub async fn bridge(
             }
             Ok(Err(e)) => {
                 tracing::warn!(upstream = %candidate.url, error = %e, "WebSocket to chat-service failed");
+                proxy.metrics.upstream_error("ws_connect");
                 proxy.upstreams().mark_down(candidate);
             }
-            Err(_) => proxy.upstreams().mark_down(candidate),
+            Err(_) => {
+                proxy.metrics.upstream_error("ws_connect");
+                proxy.upstreams().mark_down(candidate);
+            }
         }
     }
-    let upstream = upstream.ok_or_else(unavailable)?;
+    let upstream = upstream.ok_or_else(|| {
+        proxy.metrics.upstream_error("unavailable");
+        unavailable()
+    })?;
     let (response, session, stream) = actix_ws::handle(req, payload)
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
     let stream = stream
         .max_frame_size(MAX_FRAME)
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME);
-    actix_web::rt::spawn(pump(session, stream, upstream));
+    let guard = proxy.metrics.ws_guard();
+    // The relay's logs carry the upgrade request's id.
+    actix_web::rt::spawn(tracing::Instrument::instrument(
+        async move {
+            let _guard = guard;
+            pump(session, stream, upstream).await
+        },
+        tracing::Span::current(),
+    ));
     Ok(response)
 }
 

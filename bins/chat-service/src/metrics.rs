@@ -140,6 +140,9 @@ where
     let metrics = metrics.clone();
     let started = Instant::now();
     let mut first = true;
+    let mut tokens = 0u64;
+    // The body is polled outside the handler's span: log in the request's.
+    let span = tracing::Span::current();
     events.inspect(move |event| match event {
         ServerEvent::Token { .. } => {
             if first {
@@ -148,9 +151,20 @@ where
                     .time_to_first_token
                     .observe(started.elapsed().as_secs_f64());
             }
+            tokens += 1;
             metrics.tokens_streamed.inc();
         }
-        ServerEvent::Error { code, .. } => metrics.error(code),
+        ServerEvent::Error { code, .. } => {
+            metrics.error(code);
+            span.in_scope(|| tracing::debug!(code = %code, tokens, "answer failed"));
+        }
+        ServerEvent::Done { .. } => span.in_scope(|| {
+            tracing::debug!(
+                tokens,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "answer streamed"
+            )
+        }),
         _ => {}
     })
 }

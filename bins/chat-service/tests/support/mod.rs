@@ -1,0 +1,2 @@
+//! Shared test helpers of the metrics tests.
+pub mod prom;
