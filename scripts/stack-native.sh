@@ -22,6 +22,8 @@
 # exists) supplies POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB, JWT_SECRET and
 # AGENT_RUNTIME__INTERNAL_API_KEY like compose's --env-file (real environment
 # variables win; missing secrets are generated once into DIR/secrets/).
+# STACK_LOG_LEVEL, when set, replaces stack.env's LOG_LEVEL for every service
+# (e.g. "info,chat_service=debug" to see each answer's lines).
 # DIR holds pg/ (the cluster), redis/, <service>/ (working directories), run/
 # (pid files) and logs/ (<service>.log = stderr, <service>.out = stdout).
 set -euo pipefail
@@ -100,6 +102,8 @@ service_env() { # DIR SERVICE
   pass=$(setting POSTGRES_PASSWORD confab)
   db=$(setting POSTGRES_DB confab)
   grep -E '^[A-Z_][A-Z0-9_]*=' "$STACK_ENV"
+  # Later entries win in `env -i`.
+  if [ -n "${STACK_LOG_LEVEL:-}" ]; then echo "LOG_LEVEL=$STACK_LOG_LEVEL"; fi
   echo "DATABASE_URL=postgres://$user:$pass@127.0.0.1:$PG_PORT/$db"
   echo "AGENT_RUNTIME__INTERNAL_API_KEY=$(secret "$dir" AGENT_RUNTIME__INTERNAL_API_KEY)"
   echo "CHAT_SERVICE_URLS=http://127.0.0.1:$CHAT_PORT_1,http://127.0.0.1:$CHAT_PORT_2"

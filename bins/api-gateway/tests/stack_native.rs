@@ -6,6 +6,9 @@
 //! through the gateway, chats over WebSocket and SSE, exports the session;
 //! both replicas serve the same session (shared PostgreSQL); both replicas
 //! are SIGKILLed and restarted and the session resumes with its history.
+//! The request id of a WS chat and of an SSE chat (one given by the client,
+//! one minted by the gateway) is in the log lines of both binaries, and every
+//! answer a replica logs carries the id of the gateway request behind it.
 //!
 //! Needs the `chat-service` binary next to this crate's `api-gateway` (both
 //! built by `cargo test --workspace`, or `cargo build -p chat-service
@@ -94,6 +97,8 @@ impl Stack {
                 "STACK_CHAT_PORTS",
                 var_or("STACK_CHAT_PORTS", "18001 18002"),
             )
+            // Each answer's own lines too (debug), not only the request lines.
+            .env("STACK_LOG_LEVEL", "info,chat_service=debug")
             // Credentials and secrets as a compose .env would give them.
             .env("STACK_ENV_FILE", self.dir.join("test.env"))
             .output()
@@ -143,9 +148,27 @@ impl Drop for Stack {
 }
 
 /// Reads one WebSocket conversation until `done` (or `error`), sending
-/// `content` after `ready`. Returns every event.
-async fn ws_round(ws_url: &str, init: Value, content: &str) -> Vec<Value> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+/// `content` after `ready`; the handshake carries `X-Request-Id: request_id`
+/// when given. Returns every event and the request id the gateway answered
+/// the handshake with.
+async fn ws_round(
+    ws_url: &str,
+    request_id: Option<&str>,
+    init: Value,
+    content: &str,
+) -> (Vec<Value>, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = ws_url.into_client_request().unwrap();
+    if let Some(id) = request_id {
+        request
+            .headers_mut()
+            .insert("x-request-id", id.parse().unwrap());
+    }
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let answered_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     ws.send(Ws::Text(init.to_string().into())).await.unwrap();
     let mut events = Vec::new();
     loop {
@@ -172,7 +195,83 @@ async fn ws_round(ws_url: &str, init: Value, content: &str) -> Vec<Value> {
         }
     }
     let _ = ws.close(None).await;
-    events
+    (events, answered_id)
+}
+
+/// The JSON log lines of `service` in the stack at `dir` (non-JSON lines,
+/// e.g. a panic message, fail the test).
+fn log_lines(dir: &Path, service: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(format!("logs/{service}.log")))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{service}: not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// The request id a log line was written under (its span or any parent).
+fn request_id_of(line: &Value) -> Option<&str> {
+    line["span"]["request_id"].as_str().or_else(|| {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find_map(|s| s["request_id"].as_str())
+    })
+}
+
+/// Checks that request `id` was logged by the gateway (its request line, for
+/// `path`) and by one chat-service replica, there with the answer's own
+/// `answer streamed` line.
+fn assert_logged_in_both(dir: &Path, id: &str, path: &str) {
+    let gateway: Vec<Value> = log_lines(dir, "api-gateway")
+        .into_iter()
+        .filter(|l| request_id_of(l) == Some(id))
+        .collect();
+    assert!(
+        gateway
+            .iter()
+            .any(|l| l["message"] == "request" && l["span"]["path"] == path),
+        "the gateway did not log request {id} for {path}: {gateway:?}"
+    );
+    let replicas: Vec<Value> = ["chat-service-1", "chat-service-2"]
+        .iter()
+        .flat_map(|s| log_lines(dir, s))
+        .filter(|l| request_id_of(l) == Some(id))
+        .collect();
+    assert!(
+        replicas.iter().any(|l| l["message"] == "request"),
+        "no chat-service request line for {id}: {replicas:?}"
+    );
+    assert!(
+        replicas.iter().any(|l| l["message"] == "answer streamed"),
+        "the answer of {id} was not logged under its id: {replicas:?}"
+    );
+}
+
+/// Registers `email` through the gateway at `url`, then logs in; returns
+/// the user id and the access token.
+async fn register_and_login(client: &Client, url: &str, email: &str) -> (String, String) {
+    let creds = json!({"email": email, "password": "correct horse 42"});
+    let mut bodies = Vec::new();
+    for (route, status) in [("register", StatusCode::CREATED), ("login", StatusCode::OK)] {
+        let resp = client
+            .post(format!("{url}/api/auth/{route}"))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{route}");
+        bodies.push(resp.json::<Value>().await.unwrap());
+    }
+    let user_id = bodies[0]["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(bodies[1]["user"]["id"], user_id.as_str());
+    let access = bodies[1]["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (user_id, access)
 }
 
 /// The text of the answer in `events` (its `token` contents).
@@ -268,34 +367,14 @@ async fn native_stack_end_to_end() {
     assert_eq!(health["chat_services"].as_array().unwrap().len(), 2);
 
     // Register, then log in.
-    let email = "e2e@example.com";
-    let resp = client
-        .post(format!("{url}/api/auth/register"))
-        .json(&json!({"email": email, "password": "correct horse 42"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let user_id = resp.json::<Value>().await.unwrap()["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let resp = client
-        .post(format!("{url}/api/auth/login"))
-        .json(&json!({"email": email, "password": "correct horse 42"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let access = resp.json::<Value>().await.unwrap()["tokens"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (user_id, access) = register_and_login(&client, &url, "e2e@example.com").await;
 
     // WebSocket through the gateway: a new session.
     let ws_url = format!("{}/ws/chat?token={access}", url.replace("http://", "ws://"));
-    let events = ws_round(
+    // The client gives no request id: the gateway mints one and hands it on.
+    let (events, ws_id) = ws_round(
         &ws_url,
+        None,
         json!({"type": "init", "agent": "dashboard"}),
         "What is ownership in Rust?",
     )
@@ -306,16 +385,19 @@ async fn native_stack_end_to_end() {
     assert!(!answer(&events).is_empty(), "{events:?}");
     let sid = done["session_id"].as_str().unwrap().to_owned();
 
-    // SSE through the gateway, same session.
+    // SSE through the gateway, same session, with the client's request id.
+    let sse_id = format!("e2e-sse-{}", std::process::id());
     let resp = client
         .get(format!(
             "{url}/api/chat/stream?message=And%20borrowing%3F&session_id={sid}"
         ))
         .bearer_auth(&access)
+        .header("X-Request-Id", &sse_id)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-request-id"], sse_id.as_str());
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let body = resp.text().await.unwrap();
     let sse: Vec<Value> = body
@@ -327,6 +409,30 @@ async fn native_stack_end_to_end() {
     assert!(sse.iter().any(|e| e["type"] == "token"), "{body}");
     assert_eq!(sse.last().unwrap()["type"], "done", "{body}");
     assert_eq!(sse.last().unwrap()["session_id"], sid.as_str());
+
+    // One request id per request, in the logs of both processes; every
+    // answer a replica logged carries the id of a request the gateway logged.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(ws_id, sse_id);
+    assert_logged_in_both(&stack.dir, &ws_id, "/ws/chat");
+    assert_logged_in_both(&stack.dir, &sse_id, "/api/chat/stream");
+    let gateway_ids: Vec<String> = log_lines(&stack.dir, "api-gateway")
+        .iter()
+        .filter_map(|l| request_id_of(l).map(str::to_owned))
+        .collect();
+    let answers: Vec<Value> = ["chat-service-1", "chat-service-2"]
+        .iter()
+        .flat_map(|s| log_lines(&stack.dir, s))
+        .filter(|l| l["message"] == "answer streamed")
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for line in &answers {
+        let id = request_id_of(line).unwrap_or_else(|| panic!("answer without an id: {line}"));
+        assert!(
+            gateway_ids.iter().any(|g| g == id),
+            "{id} unknown to the gateway"
+        );
+    }
 
     // Export: JSON and Markdown, as attachments, with both rounds.
     let resp = client
@@ -419,8 +525,9 @@ async fn native_stack_end_to_end() {
         after, before,
         "the history survives SIGKILL of both replicas"
     );
-    let events = ws_round(
+    let (events, _) = ws_round(
         &ws_url,
+        Some("e2e-ws-after-restart"),
         json!({"type": "init", "agent": "dashboard", "session_id": sid}),
         "One more question after the restart",
     )
@@ -437,6 +544,7 @@ async fn native_stack_end_to_end() {
     assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
     assert_eq!(events.last().unwrap()["session_id"], sid.as_str());
     assert_eq!(messages(&client, &url, &sid, &access).await.len(), 6);
+    assert_logged_in_both(&stack.dir, "e2e-ws-after-restart", "/ws/chat");
 
     // Stop is clean and idempotent.
     stack.ok(&["stop", &d]);
