@@ -4,48 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-/// Variables that would change the service's behaviour if inherited.
-const INHERITED: &[&str] = &[
-    "DATABASE_URL",
-    "CHAT_SERVICE_BIND",
-    "AGENT_RUNTIME__INTERNAL_API_KEY",
-    "AGENT_RUNTIME__LLM_PROXY_URL",
-    "AGENT_RUNTIME__LLM_MODEL",
-    "CONFAB_LLM_PROVIDER",
-    "CONFAB_LLM_FALLBACK",
-    "CONFAB_EMBEDDING_PROVIDER",
-    "OLLAMA_HOST",
-    "OPENAI_API_KEY",
-    "HTTP_WORKERS",
-    "HTTP_MAX_BODY_BYTES",
-    "LOG_FORMAT",
-    "LOG_LEVEL",
-    "CHAT_BACKEND",
-];
-
-fn command(dir: &Path, vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-service"));
-    cmd.current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for v in INHERITED {
-        cmd.env_remove(v);
-    }
-    cmd.env("CHAT_SERVICE_BIND", "127.0.0.1:0")
-        .env("HTTP_WORKERS", "1")
-        .env("LOG_LEVEL", "warn");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    cmd
-}
+#[path = "support/child.rs"]
+mod child;
+use child::command;
 
 /// Starts the binary and returns it with its base URL (from the `listening on` line).
 async fn start(dir: &Path, vars: &[(&str, &str)]) -> (Child, String) {

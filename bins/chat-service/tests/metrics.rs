@@ -8,32 +8,11 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::prom::{Exposition, parse};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const INHERITED: &[&str] = &[
-    "DATABASE_URL",
-    "CHAT_SERVICE_BIND",
-    "AGENT_RUNTIME__INTERNAL_API_KEY",
-    "AGENT_RUNTIME__LLM_PROXY_URL",
-    "AGENT_RUNTIME__LLM_MODEL",
-    "AGENT_RUNTIME__LOG_LEVEL",
-    "CONFAB_LLM_PROVIDER",
-    "CONFAB_LLM_FALLBACK",
-    "CONFAB_EMBEDDING_PROVIDER",
-    "OLLAMA_HOST",
-    "OPENAI_API_KEY",
-    "HTTP_WORKERS",
-    "LOG_FORMAT",
-    "LOG_LEVEL",
-    "RUST_LOG",
-    "CHAT_BACKEND",
-    "METRICS_TOKEN",
-];
+use tokio::process::Child;
 
 /// A running binary, its URL and its stderr lines (collected in the background).
 struct Service {
@@ -43,20 +22,7 @@ struct Service {
 }
 
 async fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Service {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-service"));
-    cmd.current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for v in INHERITED {
-        cmd.env_remove(v);
-    }
-    cmd.env("CHAT_SERVICE_BIND", "127.0.0.1:0")
-        .env("HTTP_WORKERS", "1");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
+    let mut child = support::child::command(dir, vars).spawn().unwrap();
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let stderr = child.stderr.take().unwrap();
     let sink = logs.clone();

@@ -1,2 +1,3 @@
-//! Shared test helpers of the metrics tests.
+//! Shared helpers of the chat-service binary tests.
+pub mod child;
 pub mod prom;
