@@ -50,12 +50,16 @@ pub struct NewKeyBody {
     pub name: String,
 }
 
-/// 429 (with `Retry-After`) unless the client IP has attempts left.
+/// 429 (with `Retry-After`) unless the client IP has attempts left (the
+/// TCP peer, or the forwarded client behind a trusted proxy).
 async fn limit_ip(state: &GatewayState, req: &HttpRequest) -> Result<(), RateLimited> {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    let ip = state
+        .trusted_proxies
+        .client_ip(req.peer_addr().map(|a| a.ip()), forwarded);
     state.auth_limiter.check(&ip).await.map_err(|wait| {
         RateLimited::new(
             wait,

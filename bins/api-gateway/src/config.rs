@@ -66,6 +66,9 @@ pub struct Config {
     pub auth_rate_per_minute: u32,
     /// Requests per minute per user on other routes.
     pub user_rate_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client for per-IP limits
+    /// (`GATEWAY_TRUSTED_PROXIES`; default none).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// One connection attempt to a chat-service instance.
     pub upstream_connect_timeout: Duration,
     /// All connection attempts of one request (then 503).
@@ -177,6 +180,9 @@ impl Config {
             cors_origins,
             auth_rate_per_minute: vars.parse_or("RATE_LIMIT_AUTH_PER_MIN", 20)?,
             user_rate_per_minute: vars.parse_or("RATE_LIMIT_USER_PER_MIN", 600)?,
+            trusted_proxies: crate::client_ip::TrustedProxies::parse(
+                &vars.get_or("GATEWAY_TRUSTED_PROXIES", ""),
+            )?,
             upstream_connect_timeout: vars
                 .millis("UPSTREAM_CONNECT_TIMEOUT_MS", Duration::from_millis(300))?,
             upstream_budget: vars.millis("UPSTREAM_BUDGET_MS", Duration::from_millis(900))?,

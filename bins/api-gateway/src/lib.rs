@@ -12,6 +12,7 @@ pub mod account;
 pub mod auth;
 pub mod cache;
 pub mod chat;
+pub mod client_ip;
 pub mod config;
 pub mod courses;
 pub mod docs;
@@ -257,6 +258,7 @@ pub fn build_state(
         proxy,
         auth_limiter,
         user_limiter,
+        trusted_proxies: config.trusted_proxies.clone(),
         cache,
         redis,
         started: Instant::now(),

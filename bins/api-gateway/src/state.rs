@@ -24,6 +24,8 @@ pub struct GatewayState {
     pub auth_limiter: RateLimiter,
     /// Requests per user.
     pub user_limiter: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client of [`Self::auth_limiter`].
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// Short-lived caches (user, catalogue views).
     pub cache: Cache,
     /// The Redis the replicas share, when `REDIS_URL` is set.

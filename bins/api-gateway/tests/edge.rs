@@ -1,5 +1,5 @@
 //! The gateway's own edges: several chat-service instances (round robin,
-//! one down), per-IP auth limits, CORS, security headers, body limits, the
+//! one down), per-IP auth limits (also behind a trusted proxy), CORS, security headers, body limits, the
 //! offline docs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,23 +75,56 @@ async fn auth_is_rate_limited_per_ip(db: Db) {
     let s = Stack::start(db.clone(), "echo", FakeLlmConfig::default()).await;
     let mut config = gateway_config(&s.chat_url);
     config.auth_rate_per_minute = 3;
-    let gw = gateway(db, &config).await;
+    let gw = gateway(db.clone(), &config).await;
     let client = reqwest::Client::new();
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
-        let resp = client
-            .post(format!("{}/api/auth/login", gw.url()))
-            .json(&json!({"email": "nobody@example.com", "password": "whatever 123"}))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(resp.status().as_u16());
-        if resp.status() == 429 {
-            let body: Value = resp.json().await.unwrap();
-            assert_eq!(body["error"], "rate_limited");
+    // Logins from the client at X-Forwarded-For `forwarded` (sent as is);
+    // the statuses.
+    let attempts = |url: String, forwarded: Vec<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for xff in forwarded {
+                let resp = client
+                    .post(format!("{url}/api/auth/login"))
+                    .header("X-Forwarded-For", xff)
+                    .json(&json!({"email": "nobody@example.com", "password": "whatever 123"}))
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(resp.status().as_u16());
+                if resp.status() == 429 {
+                    assert!(resp.headers().contains_key("retry-after"));
+                    let body: Value = resp.json().await.unwrap();
+                    assert_eq!(body["error"], "rate_limited");
+                }
+            }
+            statuses
         }
-    }
-    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    };
+    // No trusted proxy: the TCP peer counts; a made-up X-Forwarded-For
+    // per request does not escape the limit.
+    let spoofed = vec![
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+        "198.51.100.5",
+    ];
+    assert_eq!(attempts(gw.url(), spoofed).await, [401, 401, 401, 429, 429]);
+
+    // Behind a trusted proxy (127.0.0.1, as nginx on the same host), each
+    // forwarded client has its own budget, and what a client writes left of
+    // the proxy's entry is ignored.
+    config.trusted_proxies = api_gateway::client_ip::TrustedProxies::parse("127.0.0.1").unwrap();
+    let gw = gateway(db, &config).await;
+    let a = vec![
+        "203.0.113.7",
+        "1.1.1.1, 203.0.113.7",
+        "2.2.2.2, 203.0.113.7",
+        "203.0.113.7",
+    ];
+    assert_eq!(attempts(gw.url(), a).await, [401, 401, 401, 429]);
+    assert_eq!(attempts(gw.url(), vec!["203.0.113.8"]).await, [401]);
 }
 
 async fn cors_headers_limits_and_docs(db: Db) {
