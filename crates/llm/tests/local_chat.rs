@@ -10,38 +10,14 @@
 #![cfg(feature = "local")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use confab_llm::local::{LocalChat, LocalChatConfig};
 use confab_llm::{ChatChunk, ChatMessage, ChatModel, ChatRequest, FinishReason, LlmError};
 use futures_util::StreamExt;
 
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("CONFAB_LOCAL_CHAT_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CONFAB_REQUIRE_LOCAL_MODELS").as_deref() == Ok("1") {
-        panic!(
-            "CONFAB_REQUIRE_LOCAL_MODELS=1 but {} does not exist (run `make models`)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPED: local chat model not found at {} (run `make models` or set CONFAB_LOCAL_CHAT_MODEL) ***\n",
-        path.display()
-    );
-    None
-}
-
 fn load_with(tune: impl FnOnce(&mut LocalChatConfig)) -> Option<LocalChat> {
-    let mut config = LocalChatConfig::new(model_path()?);
+    let mut config = LocalChatConfig::new(confab_testkit::local_chat_model()?);
     config.threads = 2;
     tune(&mut config);
     Some(LocalChat::load(config).unwrap())

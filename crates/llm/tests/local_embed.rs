@@ -14,30 +14,8 @@ use std::path::PathBuf;
 use confab_llm::local::{LocalEmbedConfig, LocalEmbedder};
 use confab_llm::{EmbeddingModel, LlmError};
 
-fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CONFAB_LOCAL_EMBED_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
-        });
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CONFAB_REQUIRE_LOCAL_MODELS").as_deref() == Ok("1") {
-        panic!(
-            "CONFAB_REQUIRE_LOCAL_MODELS=1 but {} has no model.safetensors (run `make models`)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: local embedding model not found at {} (run `make models` or set CONFAB_LOCAL_EMBED_MODEL)",
-        dir.display()
-    );
-    None
-}
-
 fn load_with(tune: impl FnOnce(&mut LocalEmbedConfig)) -> Option<LocalEmbedder> {
-    let mut config = LocalEmbedConfig::new(model_dir()?);
+    let mut config = LocalEmbedConfig::new(confab_testkit::local_embed_model_dir()?);
     tune(&mut config);
     Some(LocalEmbedder::load(config).unwrap())
 }
@@ -314,7 +292,7 @@ fn bad_model_folders_are_config_errors() {
     assert!(message.contains("not a BERT config"), "{message}");
 
     // A real config and tokenizer but garbage weights.
-    if let Some(real) = model_dir() {
+    if let Some(real) = confab_testkit::local_embed_model_dir() {
         let bad_weights = scratch("bad-weights");
         for f in ["config.json", "tokenizer.json"] {
             std::fs::copy(real.join(f), bad_weights.join(f)).unwrap();

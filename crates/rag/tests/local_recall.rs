@@ -12,43 +12,15 @@
 //! `CONFAB_REQUIRE_LOCAL_MODELS=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::sync::Arc;
 
 use confab_llm::local::{LocalEmbedConfig, LocalEmbedder};
 use confab_llm::{BuiltinProvider, EmbeddingModel};
-use confab_rag::{Rag, RagConfig, SearchMode, SearchOptions};
+use confab_rag::{Rag, RagConfig, SearchMode};
 use confab_testkit::TestDb;
-
-#[derive(serde::Deserialize)]
-struct Question {
-    question: String,
-    expected: String,
-    #[serde(default)]
-    lang: Option<String>,
-}
-
-fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CONFAB_LOCAL_EMBED_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
-        });
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CONFAB_REQUIRE_LOCAL_MODELS").as_deref() == Ok("1") {
-        panic!(
-            "CONFAB_REQUIRE_LOCAL_MODELS=1 but {} has no model.safetensors (run `make models`)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: local embedding model not found at {} (run `make models` or set CONFAB_LOCAL_EMBED_MODEL)",
-        dir.display()
-    );
-    None
-}
+use support::Question;
 
 /// Recall@1 and recall@5 per search mode over `questions`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,7 +29,7 @@ struct Recall {
     hybrid: (f64, f64),
 }
 
-async fn measure(embedder: Arc<dyn EmbeddingModel>, name: &str, questions: &[&Question]) -> Recall {
+async fn measure(embedder: Arc<dyn EmbeddingModel>, name: &str, questions: &[Question]) -> Recall {
     let test_db = TestDb::sqlite();
     let config = RagConfig {
         embedding_model: name.to_owned(),
@@ -66,54 +38,20 @@ async fn measure(embedder: Arc<dyn EmbeddingModel>, name: &str, questions: &[&Qu
     let rag = Rag::open(test_db.db().clone(), embedder, config)
         .await
         .unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let summary = rag
-        .ingest_path(&fixtures.join("corpus"), "eval", &|_| {})
-        .await
-        .unwrap();
-    assert!(summary.added >= 30, "{summary:?}");
-    let mut recall = Recall {
-        vector: (0.0, 0.0),
-        hybrid: (0.0, 0.0),
-    };
-    for mode in [SearchMode::Vector, SearchMode::Hybrid] {
-        let (mut at1, mut at5) = (0, 0);
-        for q in questions {
-            let options = SearchOptions {
-                collection: Some("eval".into()),
-                top_k: 5,
-                mode,
-            };
-            let hits = rag.search(&q.question, &options).await.unwrap();
-            let pos = hits
-                .iter()
-                .position(|h| h.file_path.ends_with(&format!("/{}", q.expected)));
-            at1 += usize::from(pos == Some(0));
-            at5 += usize::from(pos.is_some());
-        }
-        let n = questions.len() as f64;
-        let figures = (at1 as f64 / n, at5 as f64 / n);
-        match mode {
-            SearchMode::Vector => recall.vector = figures,
-            _ => recall.hybrid = figures,
-        }
+    support::ingest_corpus(&rag).await;
+    Recall {
+        vector: support::recall(&rag, questions, SearchMode::Vector).await,
+        hybrid: support::recall(&rag, questions, SearchMode::Hybrid).await,
     }
-    recall
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_embeddings_recall_at_least_builtin() {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = confab_testkit::local_embed_model_dir() else {
+        return;
+    };
     let local = LocalEmbedder::load(LocalEmbedConfig::new(dir)).unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let questions: Vec<Question> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("questions.json")).unwrap())
-            .unwrap();
-    let english: Vec<&Question> = questions
-        .iter()
-        .filter(|q| q.lang.as_deref().unwrap_or("en") == "en")
-        .collect();
-    assert!(english.len() >= 30);
+    let english = support::english_questions();
 
     let builtin = measure(Arc::new(BuiltinProvider::new()), "builtin", &english).await;
     let model_id = local.model_id().to_owned();

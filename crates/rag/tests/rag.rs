@@ -2,6 +2,8 @@
 //! in-memory fallback) and PostgreSQL with pgvector.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -328,53 +330,14 @@ async fn other_writers_are_seen(db: Db) {
     );
 }
 
-#[derive(serde::Deserialize)]
-struct Question {
-    question: String,
-    expected: String,
-    #[serde(default)]
-    lang: Option<String>,
-}
-
 async fn retrieval_quality(db: Db) {
     let rag = rag(&db).await;
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let summary = rag
-        .ingest_path(&fixtures.join("corpus"), "eval", &|_| {})
-        .await
-        .unwrap();
-    assert!(summary.added >= 30, "{summary:?}");
-    let questions: Vec<Question> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("questions.json")).unwrap())
-            .unwrap();
-    let english: Vec<&Question> = questions
-        .iter()
-        .filter(|q| q.lang.as_deref().unwrap_or("en") == "en")
-        .collect();
-    assert!(english.len() >= 30);
+    support::ingest_corpus(&rag).await;
+    let english = support::english_questions();
     let mut report = HashMap::new();
     for mode in [SearchMode::Vector, SearchMode::Keyword, SearchMode::Hybrid] {
-        let (mut at1, mut at5) = (0, 0);
-        for q in &english {
-            let hits = rag
-                .search(
-                    &q.question,
-                    &SearchOptions {
-                        collection: Some("eval".into()),
-                        top_k: 5,
-                        mode,
-                    },
-                )
-                .await
-                .unwrap();
-            let pos = hits
-                .iter()
-                .position(|h| h.file_path.ends_with(&format!("/{}", q.expected)));
-            at1 += usize::from(pos == Some(0));
-            at5 += usize::from(pos.is_some());
-        }
-        let n = english.len() as f64;
-        report.insert(format!("{mode:?}"), (at1 as f64 / n, at5 as f64 / n));
+        let figures = support::recall(&rag, &english, mode).await;
+        report.insert(format!("{mode:?}"), figures);
     }
     eprintln!(
         "retrieval quality on {} questions ({:?}): {report:?}",

@@ -8,12 +8,15 @@
 //! Without `TEST_DATABASE_URL` the PostgreSQL variants return early (and
 //! `make test` says so); with `CONFAB_REQUIRE_POSTGRES=1` (set in CI) they
 //! fail instead, so CI can never skip them silently.
+//! [`local_embed_model_dir`] and [`local_chat_model`] find the local model
+//! files the same way (SKIP, or a failure under `CONFAB_REQUIRE_LOCAL_MODELS=1`).
 
 pub mod fake_llm;
 pub use fake_llm::{FakeLlm, FakeLlmConfig};
 pub mod mcp_server;
 pub use mcp_server::McpTestServer;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use confab_store::diesel::{Connection, PgConnection, connection::SimpleConnection};
@@ -27,6 +30,69 @@ pub const REQUIRE_POSTGRES: &str = "CONFAB_REQUIRE_POSTGRES";
 pub const TEST_PGVECTOR_URL: &str = "TEST_PGVECTOR_URL";
 /// When set to `1`, a missing `TEST_PGVECTOR_URL` fails pgvector tests.
 pub const REQUIRE_PGVECTOR: &str = "CONFAB_REQUIRE_PGVECTOR";
+
+/// When set to `1`, missing local model files fail the tests that need them.
+pub const REQUIRE_LOCAL_MODELS: &str = "CONFAB_REQUIRE_LOCAL_MODELS";
+/// Environment variable naming the local sentence-embedding model folder.
+pub const LOCAL_EMBED_MODEL: &str = "CONFAB_LOCAL_EMBED_MODEL";
+/// Environment variable naming the local GGUF chat model file.
+pub const LOCAL_CHAT_MODEL: &str = "CONFAB_LOCAL_CHAT_MODEL";
+
+/// The local embedding model folder (`CONFAB_LOCAL_EMBED_MODEL`, else
+/// `models/all-MiniLM-L6-v2` at the repository root) when it holds
+/// `model.safetensors`; otherwise prints SKIP and returns `None`, or panics
+/// when `CONFAB_REQUIRE_LOCAL_MODELS=1`.
+pub fn local_embed_model_dir() -> Option<PathBuf> {
+    local_model(
+        "local embedding model",
+        LOCAL_EMBED_MODEL,
+        "all-MiniLM-L6-v2",
+        Some("model.safetensors"),
+    )
+}
+
+/// The local GGUF chat model file (`CONFAB_LOCAL_CHAT_MODEL`, else
+/// `models/SmolLM2-135M-Instruct.Q4_1.gguf` at the repository root) when it
+/// exists; otherwise prints SKIP and returns `None`, or panics when
+/// `CONFAB_REQUIRE_LOCAL_MODELS=1`.
+pub fn local_chat_model() -> Option<PathBuf> {
+    local_model(
+        "local chat model",
+        LOCAL_CHAT_MODEL,
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        None,
+    )
+}
+
+/// `path_var`'s path, else `default` under the repository's `models/`, when
+/// it is a file (or a folder holding `inside`).
+fn local_model(what: &str, path_var: &str, default: &str, inside: Option<&str>) -> Option<PathBuf> {
+    let path = std::env::var_os(path_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../models")
+                .join(default)
+        });
+    let (needed, present) = match inside {
+        Some(file) => (path.join(file), path.join(file).is_file()),
+        None => (path.clone(), path.is_file()),
+    };
+    if present {
+        return Some(path);
+    }
+    if std::env::var(REQUIRE_LOCAL_MODELS).as_deref() == Ok("1") {
+        panic!(
+            "{REQUIRE_LOCAL_MODELS}=1 but {} does not exist (run `make models` or set {path_var})",
+            needed.display()
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPED: {what} not found at {} (run `make models` or set {path_var}) ***\n",
+        needed.display()
+    );
+    None
+}
 
 /// A fresh, migrated database that cleans up after itself.
 pub struct TestDb {
