@@ -42,6 +42,24 @@ pub struct RefreshBody {
     pub refresh_token: String,
 }
 
+/// Body of `POST /api/users/me/password`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password (same rules as at registration).
+    pub new_password: String,
+}
+
+/// Body of `DELETE /api/users/me`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountBody {
+    /// The account's password (signing in again to confirm).
+    pub password: String,
+}
+
 /// Body of `POST /api/users/me/api-keys`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +173,89 @@ pub async fn logout(
         .logout(&body.refresh_token)
         .await
         .map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/auth/logout-all`: signs the user out everywhere: every
+/// refresh token is revoked and every access token issued so far stops
+/// working (the token version is bumped), in every gateway replica at once
+/// (the cached user is dropped).
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Signed out everywhere"),
+        (status = 401, description = "Not signed in", body = confab_web::ErrorBody)))]
+#[post("/api/auth/logout-all")]
+pub async fn logout_all(
+    state: web::Data<GatewayState>,
+    auth: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let result = state.accounts.tokens.logout_all(auth.user.id).await;
+    state.cache.invalidate_user(&auth.id()).await;
+    result.map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/users/me/password`: changes the password after checking the
+/// current one. Every other session is signed out (old access and refresh
+/// tokens stop working); the answer is a fresh token pair.
+#[utoipa::path(post, path = "/api/users/me/password", tag = "users", security(("bearer" = [])),
+    request_body = PasswordBody,
+    responses((status = 200, description = "`{\"tokens\": ...}`: a fresh token pair", body = Object),
+        (status = 401, description = "Not signed in, or the current password is wrong", body = confab_web::ErrorBody),
+        (status = 422, description = "Weak new password", body = confab_web::ErrorBody),
+        (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
+#[post("/api/users/me/password")]
+pub async fn change_password(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    auth: AuthUser,
+    body: web::Json<PasswordBody>,
+) -> Result<HttpResponse, actix_web::Error> {
+    limit_ip(&state, &req).await?;
+    let result = state
+        .accounts
+        .users
+        .change_password(auth.user.id, &body.current_password, &body.new_password)
+        .await;
+    if result.is_ok() {
+        state.cache.invalidate_user(&auth.id()).await;
+    }
+    result.map_err(api_error)?;
+    let tokens = state
+        .accounts
+        .tokens
+        .issue_tokens(&auth.user)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "tokens": tokens })))
+}
+
+/// `DELETE /api/users/me`: deletes the account after checking its
+/// password; its tokens and API keys stop working at once.
+#[utoipa::path(delete, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    request_body = DeleteAccountBody,
+    responses((status = 204, description = "Account deleted"),
+        (status = 401, description = "Not signed in, or the password is wrong", body = confab_web::ErrorBody),
+        (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
+#[delete("/api/users/me")]
+pub async fn delete_me(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    auth: AuthUser,
+    body: web::Json<DeleteAccountBody>,
+) -> Result<HttpResponse, actix_web::Error> {
+    limit_ip(&state, &req).await?;
+    let checked = state
+        .accounts
+        .users
+        .authenticate(&auth.user.email, &body.password)
+        .await
+        .map_err(api_error)?;
+    if checked.id != auth.user.id {
+        return Err(ApiError::unauthorized("wrong password").into());
+    }
+    let result = state.accounts.users.delete_user(auth.user.id).await;
+    state.cache.invalidate_user(&auth.id()).await;
+    result.map_err(api_error)?;
     Ok(HttpResponse::NoContent().finish())
 }
 

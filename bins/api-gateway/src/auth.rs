@@ -129,9 +129,14 @@ struct CachedUser {
 }
 
 /// The user of a valid access token: from the cache when the token's
-/// version matches the cached one (any logout everywhere, password, role,
-/// profile change or deletion drops the cached entry), else from the
-/// database (which then fills the cache).
+/// version matches the cached one, else from the database (which then
+/// fills the cache). The gateway's own writes drop the cached entry in
+/// every replica sharing the cache: profile and progress changes, logout
+/// everywhere, password change and account deletion (see [`crate::account`]).
+/// A change made behind the gateway's back (a role set or an account
+/// deleted from the command line, or in a replica with an in-process
+/// cache) is seen only when the entry expires (`CACHE_USER_TTL_SECS`; off
+/// by default without Redis).
 async fn access_user(state: &GatewayState, token: &str) -> Result<User, AccountsError> {
     let tokens = &state.accounts.tokens;
     let claims = tokens.verify_access(token)?;
@@ -164,12 +169,13 @@ impl FromRequest for AuthUser {
                 .ok_or_else(|| ApiError::internal("gateway state missing"))?;
             let user = authenticate(&state, &req).await?;
             if let Err(wait) = state.user_limiter.check(&user.id()).await {
-                // An ApiError (the OpenAI routes re-shape it), so no
-                // Retry-After here; the wait is in the message.
+                // An ApiError carrying the wait: its response has
+                // `Retry-After`, and the OpenAI routes copy it over.
                 return Err(ApiError::too_many_requests(format!(
                     "too many requests; retry in {:.1} s",
                     wait.as_secs_f64()
-                )));
+                ))
+                .with_retry_after(wait));
             }
             Ok(user)
         })

@@ -23,6 +23,7 @@ use crate::state::GatewayState;
     paths(
         crate::system::root, crate::system::health,
         crate::account::register, crate::account::login, crate::account::refresh, crate::account::logout,
+        crate::account::logout_all, crate::account::change_password, crate::account::delete_me,
         crate::account::me, crate::account::update_me, crate::account::my_progress,
         crate::account::list_keys, crate::account::create_key, crate::account::revoke_key,
         crate::courses::dashboard_tracks, crate::courses::track, crate::courses::lesson, crate::courses::complete_lesson,

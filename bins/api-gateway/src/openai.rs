@@ -57,7 +57,15 @@ fn auth_error(e: ApiError) -> HttpResponse {
         429 => "rate_limit_error",
         _ => "api_error",
     };
-    oa_error(e.status, kind, e.code, e.message)
+    let retry_after = e.retry_after_secs();
+    let mut res = oa_error(e.status, kind, e.code, e.message);
+    if let Some(secs) = retry_after
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    res
 }
 
 /// `GET /v1/models`.

@@ -825,6 +825,289 @@ async fn gateway_restart_keeps_sessions_and_tokens(db: Db) {
     drop((llm, chat));
 }
 
+/// `GET /api/users/me` with `token`: the status.
+async fn me_status(s: &Stack, token: &str) -> u16 {
+    s.authed(token, Method::GET, "/api/users/me")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `POST /api/auth/refresh` with `refresh`: the status and body.
+async fn refresh_with(s: &Stack, refresh: &str) -> (u16, Value) {
+    status_and_body(
+        s.req(Method::POST, "/api/auth/refresh")
+            .json(&json!({ "refresh_token": refresh }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// `POST /api/auth/login`: the status and body.
+async fn login_with(s: &Stack, email: &str, password: &str) -> (u16, Value) {
+    status_and_body(
+        s.req(Method::POST, "/api/auth/login")
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// A stack whose gateway caches the signed-in user (off by default without
+/// Redis), so these tests see a stale cache entry if a route forgets to
+/// drop it.
+async fn caching_stack(db: Db) -> Stack {
+    Stack::start_configured(db, "echo", fast(), |c| {
+        c.cache_user_ttl = Duration::from_secs(300);
+    })
+    .await
+}
+
+/// Log out everywhere: every access token (even one the cache holds) and
+/// every refresh token of the user stop working; other users are untouched.
+async fn logout_everywhere(db: Db) {
+    let s = caching_stack(db).await;
+    let (_, access, refresh) = s.register("lou@example.com").await;
+    let (status, second) = login_with(&s, "lou@example.com", "correct horse 42").await;
+    assert_eq!(status, 200);
+    let access2 = second["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh2 = second["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, other, _) = s.register("other@example.com").await;
+    // Without a token: 401.
+    let (status, body) = status_and_body(
+        s.req(Method::POST, "/api/auth/logout-all")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // Warm the cache with both access tokens.
+    assert_eq!(me_status(&s, &access).await, 200);
+    assert_eq!(me_status(&s, &access2).await, 200);
+    assert_eq!(me_status(&s, &other).await, 200);
+    let resp = s
+        .authed(&access, Method::POST, "/api/auth/logout-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(me_status(&s, &access).await, 401, "the cached token");
+    assert_eq!(me_status(&s, &access2).await, 401, "the other session");
+    let (status, body) = refresh_with(&s, &refresh).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = refresh_with(&s, &refresh2).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(me_status(&s, &other).await, 200, "another user");
+    // Signing in again works.
+    let (status, body) = login_with(&s, "lou@example.com", "correct horse 42").await;
+    assert_eq!(status, 200);
+    let fresh = body["tokens"]["access_token"].as_str().unwrap();
+    assert_eq!(me_status(&s, fresh).await, 200);
+}
+
+/// Password change: checks the current password and the new one's
+/// strength (nothing changes when refused), then signs out every session
+/// and answers a fresh token pair.
+async fn password_change(db: Db) {
+    let s = caching_stack(db).await;
+    let email = "pat@example.com";
+    let (old_pw, new_pw) = ("correct horse 42", "battery staple 77");
+    let (_, access, refresh) = s.register(email).await;
+    let (_, second) = login_with(&s, email, old_pw).await;
+    let access2 = second["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(me_status(&s, &access).await, 200);
+    assert_eq!(me_status(&s, &access2).await, 200);
+    let change = |token: &str, current: &str, new: &str| {
+        s.authed(token, Method::POST, "/api/users/me/password")
+            .json(&json!({ "current_password": current, "new_password": new }))
+            .send()
+    };
+    // Wrong current password: 401, nothing changed.
+    let (status, body) =
+        status_and_body(change(&access, "not my password 1", new_pw).await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials")),
+        "{body}"
+    );
+    // Weak new password: 422 with the validation message, nothing changed.
+    for weak in ["short1", "aaaaaaaaaaaa", "pat@example.com"] {
+        let (status, body) = status_and_body(change(&access, old_pw, weak).await.unwrap()).await;
+        assert_eq!(status, 422, "{weak}: {body}");
+        assert_eq!(body["error"], "weak_password");
+        assert!(body["message"].as_str().unwrap().len() > 10, "{body}");
+    }
+    // Malformed bodies: JSON errors.
+    let (status, body) = status_and_body(
+        s.authed(&access, Method::POST, "/api/users/me/password")
+            .json(&json!({ "new_password": new_pw }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status == 400 || status == 422, "{status} {body}");
+    assert!(body["error"].is_string(), "{body}");
+    assert_eq!(me_status(&s, &access).await, 200, "still signed in");
+    assert_eq!(login_with(&s, email, new_pw).await.0, 401);
+    assert_eq!(login_with(&s, email, old_pw).await.0, 200);
+    // Without a token: 401.
+    let (status, _) = status_and_body(
+        s.req(Method::POST, "/api/users/me/password")
+            .json(&json!({ "current_password": old_pw, "new_password": new_pw }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // The change.
+    let (status, body) = status_and_body(change(&access, old_pw, new_pw).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let new_access = body["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let new_refresh = body["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(me_status(&s, &access).await, 401, "old (cached) token");
+    assert_eq!(me_status(&s, &access2).await, 401, "other session");
+    assert_eq!(refresh_with(&s, &refresh).await.0, 401, "old refresh token");
+    assert_eq!(login_with(&s, email, old_pw).await.0, 401, "old password");
+    assert_eq!(me_status(&s, &new_access).await, 200, "returned token");
+    let (status, body) = refresh_with(&s, &new_refresh).await;
+    assert_eq!(status, 200, "returned refresh token: {body}");
+    assert_eq!(
+        me_status(&s, body["access_token"].as_str().unwrap()).await,
+        200
+    );
+    let (status, body) = login_with(&s, email, new_pw).await;
+    assert_eq!(status, 200, "new password: {body}");
+}
+
+/// Deleting one's account needs the password; then the account, its
+/// tokens and its API keys are gone.
+async fn delete_account(db: Db) {
+    let s = caching_stack(db).await;
+    let email = "del@example.com";
+    let (user_id, access, refresh) = s.register(email).await;
+    let key = s.api_key(&access, "cli").await;
+    assert_eq!(me_status(&s, &access).await, 200);
+    assert_eq!(me_status(&s, &key).await, 200);
+    let delete = |token: &str, password: &str| {
+        s.authed(token, Method::DELETE, "/api/users/me")
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    let (status, body) = status_and_body(delete(&access, "not my password 1").await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials")),
+        "{body}"
+    );
+    let (status, body) = status_and_body(
+        s.authed(&access, Method::DELETE, "/api/users/me")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status == 400 || status == 422, "no body: {status} {body}");
+    assert_eq!(me_status(&s, &access).await, 200, "still there");
+    assert_eq!(login_with(&s, email, "correct horse 42").await.0, 200);
+
+    let resp = delete(&access, "correct horse 42").await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(me_status(&s, &access).await, 401, "old (cached) token");
+    assert_eq!(me_status(&s, &key).await, 401, "API key");
+    assert_eq!(refresh_with(&s, &refresh).await.0, 401);
+    assert_eq!(login_with(&s, email, "correct horse 42").await.0, 401);
+    let (status, _) = status_and_body(delete(&access, "correct horse 42").await.unwrap()).await;
+    assert_eq!(status, 401, "twice");
+    let accounts = confab_accounts::Accounts::new(
+        s.db.clone(),
+        confab_accounts::AccountsConfig::new(confab_accounts::JwtConfig::new(
+            SECRET.as_bytes().to_vec(),
+        )),
+    )
+    .unwrap();
+    assert!(
+        accounts
+            .users
+            .get_user(uuid::Uuid::parse_str(&user_id).unwrap())
+            .await
+            .is_err(),
+        "the row is gone"
+    );
+}
+
+/// The `Retry-After` of a 429: whole seconds, at least 1.
+fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()
+        .get("retry-after")
+        .expect("a 429 carries Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The per-user rate limit answers 429 with `Retry-After`, on the REST
+/// routes (JSON error) and the OpenAI ones (OpenAI's error shape).
+async fn per_user_429_has_retry_after(db: Db) {
+    let s = Stack::start_configured(db, "echo", fast(), |c| c.user_rate_per_minute = 3).await;
+    let (_, access, _) = s.register("busy@example.com").await;
+    for i in 0..3 {
+        assert_eq!(me_status(&s, &access).await, 200, "request {i}");
+    }
+    let resp = s
+        .authed(&access, Method::GET, "/api/users/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let secs = retry_after(&resp);
+    // 3 a minute: the next token is about 20 s away.
+    assert!((1..=20).contains(&secs), "{secs}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+
+    let resp = s
+        .authed(&access, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "confab", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let secs = retry_after(&resp);
+    assert!((1..=20).contains(&secs), "{secs}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    let resp = s
+        .authed(&access, Method::GET, "/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(retry_after(&resp) >= 1);
+}
+
 confab_testkit::backend_tests!(
     gateway_restart_keeps_sessions_and_tokens,
     auth_flows,
@@ -833,4 +1116,8 @@ confab_testkit::backend_tests!(
     users_are_isolated_through_the_gateway,
     openai_api,
     chat_service_down_is_a_quick_503,
+    logout_everywhere,
+    password_change,
+    delete_account,
+    per_user_429_has_retry_after,
 );

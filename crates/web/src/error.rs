@@ -2,6 +2,7 @@
 //! `{"error": code, "message": text}` with the right status.
 
 use std::fmt;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -30,6 +31,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// When set, the response carries `Retry-After` (see [`ApiError::with_retry_after`]).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -39,7 +42,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, answered with `Retry-After: <wait in whole seconds,
+    /// rounded up, at least 1>` (for 429 and 503).
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The `Retry-After` value in seconds (rounded up, at least 1), if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(retry_after_secs)
     }
 
     /// 400: the request is malformed (bad JSON, bad id, bad query).
@@ -129,8 +145,18 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after_secs() {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(self.body())
     }
+}
+
+/// A wait as a `Retry-After` value: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The error code used for a bare status (responses not built from an [`ApiError`]).
@@ -285,6 +311,30 @@ mod tests {
             assert_eq!(api.code, code);
             // A client error never becomes a 5xx.
             assert_eq!(client, status < 500, "{api}");
+        }
+    }
+
+    #[test]
+    fn retry_after_header_is_whole_seconds_at_least_one() {
+        let plain = ApiError::too_many_requests("slow down").error_response();
+        assert!(plain.headers().get("retry-after").is_none());
+        for (wait, want) in [
+            (Duration::ZERO, "1"),
+            (Duration::from_millis(1), "1"),
+            (Duration::from_millis(1000), "1"),
+            (Duration::from_millis(1001), "2"),
+            (Duration::from_secs(42), "42"),
+        ] {
+            let e = ApiError::too_many_requests("slow down").with_retry_after(wait);
+            let res = e.error_response();
+            assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                res.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some(want),
+                "{wait:?}"
+            );
         }
     }
 
