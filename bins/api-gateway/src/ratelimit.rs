@@ -210,9 +210,14 @@ impl RateLimited {
         }
     }
 
-    /// The `Retry-After` value in seconds (at least 1).
+    /// The `Retry-After` value in seconds (rounded up, at least 1).
     pub fn retry_after_secs(&self) -> u64 {
-        self.wait.as_secs_f64().ceil().max(1.0) as u64
+        confab_web::error::retry_after_secs(self.wait)
+    }
+
+    /// The same 429 as an [`ApiError`] (which keeps the wait).
+    pub fn to_api_error(&self) -> ApiError {
+        ApiError::too_many_requests(self.message.clone()).with_retry_after(self.wait)
     }
 }
 
@@ -230,9 +235,7 @@ impl ResponseError for RateLimited {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::TooManyRequests()
-            .insert_header(("Retry-After", self.retry_after_secs().to_string()))
-            .json(ApiError::too_many_requests(self.message.clone()).body())
+        self.to_api_error().error_response()
     }
 }
 
