@@ -133,10 +133,11 @@ struct CachedUser {
 /// fills the cache). The gateway's own writes drop the cached entry in
 /// every replica sharing the cache: profile and progress changes, logout
 /// everywhere, password change and account deletion (see [`crate::account`]).
-/// A change made behind the gateway's back (a role set or an account
-/// deleted from the command line, or in a replica with an in-process
-/// cache) is seen only when the entry expires (`CACHE_USER_TTL_SECS`; off
-/// by default without Redis).
+/// A change made behind the gateway's back (a role or account changed
+/// directly in the database or by another process, or a write through
+/// another replica when the caches are in-process rather than in Redis)
+/// is seen only when the entry expires (`CACHE_USER_TTL_SECS`; the user
+/// cache is off by default without Redis).
 async fn access_user(state: &GatewayState, token: &str) -> Result<User, AccountsError> {
     let tokens = &state.accounts.tokens;
     let claims = tokens.verify_access(token)?;
