@@ -5,9 +5,9 @@
 //! otherwise, or off (TTL 0).
 //!
 //! Correctness: every entry lives under two counters, a global generation
-//! (bumped by a catalogue import) and a per-user version (bumped by any
-//! write to the user: profile, progress, logout everywhere, password, role,
-//! deletion). A read returns the counters it saw as a [`Stamp`]; a fill
+//! (bumped by a catalogue import) and a per-user version (bumped by the
+//! gateway's writes to the user: profile, progress, logout everywhere,
+//! password, deletion). A read returns the counters it saw as a [`Stamp`]; a fill
 //! writes under that stamp, so a value loaded from the database before a
 //! concurrent invalidation lands under an old stamp that nobody reads
 //! again. When Redis is unreachable, reads miss (the database answers) and
