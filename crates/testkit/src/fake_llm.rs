@@ -17,6 +17,7 @@
 //! | `error_401` | HTTP 401 (`invalid_api_key`) |
 //! | `error_400_context` | HTTP 400 with code `context_length_exceeded` |
 //! | `error_429_once` | the first request on this server gets 429 with `Retry-After: 1`; later ones behave like `echo` |
+//! | `error_429` | every request gets 429 with `Retry-After: 7` and an OpenAI-shaped `rate_limit_exceeded` body |
 //! | `drop_mid_stream` | streams 3 tokens, then aborts the connection (the client sees a truncated body) |
 //! | `garbage` | HTTP 200 with a malformed payload |
 //!

@@ -17,6 +17,7 @@ pub(super) const MODEL_NAMES: &[&str] = &[
     "error_401",
     "error_400_context",
     "error_429_once",
+    "error_429",
     "drop_mid_stream",
     "garbage",
 ];
@@ -118,7 +119,8 @@ impl ChatInput {
 }
 
 /// The failure, if any, that `model` answers every request with.
-/// `error_429_once` fails only the first time on a server.
+/// `error_429_once` fails only the first time on a server; `error_429`
+/// every time.
 pub(super) fn failure(state: &State, model: &str) -> Option<Failure> {
     let failure = |status, message, kind, code| Failure {
         status,
@@ -151,6 +153,15 @@ pub(super) fn failure(state: &State, model: &str) -> Option<Failure> {
             ..failure(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Rate limit reached for fake model. Please try again in 1s.",
+                "requests",
+                Some("rate_limit_exceeded"),
+            )
+        }),
+        "error_429" => Some(Failure {
+            retry_after: Some(7),
+            ..failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for fake model. Please try again in 7s.",
                 "requests",
                 Some("rate_limit_exceeded"),
             )
@@ -382,6 +393,31 @@ pub(super) fn rfc3339_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state() -> State {
+        State {
+            config: super::super::FakeLlmConfig::default(),
+            requests: Default::default(),
+            disconnects: tokio::sync::watch::channel(0).0,
+            rate_limited: Default::default(),
+        }
+    }
+
+    #[test]
+    fn error_429_always_fails_and_error_429_once_only_first() {
+        let state = state();
+        for _ in 0..3 {
+            let f = failure(&state, "error_429").unwrap();
+            assert_eq!(f.status, StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(f.retry_after, Some(7));
+            assert_eq!(f.code, Some("rate_limit_exceeded"));
+        }
+        let once = failure(&state, "error_429_once").unwrap();
+        assert_eq!(once.retry_after, Some(1));
+        assert!(failure(&state, "error_429_once").is_none());
+        assert!(failure(&state, "error_429").is_some());
+        assert!(MODEL_NAMES.contains(&"error_429"));
+    }
 
     #[test]
     fn tokens_concatenate_back() {
