@@ -163,7 +163,8 @@ pub fn settings_of(req: &HttpRequest) -> UserSettings {
         .unwrap_or_default()
 }
 
-/// Maps an engine error to an HTTP error.
+/// Maps an engine error to an HTTP error (a provider's rate limit is a 429
+/// with the provider's `Retry-After` when it gave one).
 pub fn api_error(e: AgentError) -> ApiError {
     match e {
         AgentError::InvalidMessage(m) => ApiError::validation(m),
@@ -172,8 +173,17 @@ pub fn api_error(e: AgentError) -> ApiError {
         AgentError::MissingCourse => ApiError::validation(e.to_string()),
         AgentError::Invalid(m) => ApiError::bad_request(m),
         AgentError::Storage(m) => ApiError::unavailable(m),
-        AgentError::Generation { code, message } => match code.as_str() {
-            "rate_limited" => ApiError::too_many_requests(message),
+        AgentError::Generation {
+            code,
+            message,
+            retry_after,
+        } => match code.as_str() {
+            "rate_limited" => match retry_after {
+                Some(secs) => {
+                    ApiError::too_many_requests(message).with_retry_after(Duration::from_secs(secs))
+                }
+                None => ApiError::too_many_requests(message),
+            },
             "cancelled" => ApiError::unavailable(message),
             _ => ApiError::new(
                 actix_web::http::StatusCode::BAD_GATEWAY,
@@ -475,7 +485,9 @@ pub struct CompletionsBody {
 
 /// `POST /api/chat/completions`: answers a whole conversation given by the
 /// caller (the gateway's OpenAI-compatible API) as SSE of chat events.
-/// Without `session_id` nothing is saved (`done` carries nil ids).
+/// Without `session_id` nothing is saved (`done` carries nil ids). This
+/// internal route's `error` event also carries `retry_after_secs` (the
+/// provider's 429 wait) so the gateway can send `Retry-After`.
 #[utoipa::path(
     post, path = "/api/chat/completions", tag = "chat",
     request_body = CompletionsBody,
@@ -541,12 +553,24 @@ pub async fn completions(
             ))
         }
     };
-    let body = sse_body(
-        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
-        guard,
-        None,
-    );
+    let body = sse_body(events.map(|e| internal_event_json(&e)), guard, None);
     Ok(sse_response(body))
+}
+
+/// A chat event as JSON for the gateway: the protocol form, plus
+/// `retry_after_secs` on an `error` event that has a wait.
+fn internal_event_json(event: &ServerEvent) -> String {
+    match event {
+        ServerEvent::Error {
+            retry_after_secs: Some(secs),
+            ..
+        } => {
+            let mut value = serde_json::to_value(event).unwrap_or_default();
+            value["retry_after_secs"] = json!(secs);
+            value.to_string()
+        }
+        _ => serde_json::to_string(event).unwrap_or_default(),
+    }
 }
 
 /// One seed-004 SSE frame, fields in the seed's order.
@@ -664,7 +688,7 @@ pub async fn agent_stream(
         let frame = match &e {
             ServerEvent::Token { content } => SeedFrame::token(content, false),
             ServerEvent::Done { .. } => SeedFrame::token("", true),
-            ServerEvent::Error { code, message } => SeedFrame {
+            ServerEvent::Error { code, message, .. } => SeedFrame {
                 error: Some(json!({ "code": code, "message": message })),
                 kind: "error",
                 ..SeedFrame::token("", true)

@@ -554,6 +554,79 @@ async fn rest_chat_provider_failure_is_502(db: Db) {
     assert_eq!(sessions["items"][0]["message_count"], 2);
 }
 
+/// A provider's 429 (`error_429`: always, `Retry-After: 7`; no retries
+/// here) is a REST 429 with that `Retry-After`; the SSE `error` event stays
+/// `{type, code, message}` (SPEC), while the gateway's internal completions
+/// stream carries `retry_after_secs`.
+async fn rest_chat_provider_rate_limit_is_429_with_retry_after(db: Db) {
+    let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
+    let server = chat_server(db, &llm, "error_429", ChatLimits::default()).await;
+    let resp = server
+        .as_user("hana", reqwest::Method::POST, "/api/chat")
+        .json(&json!({"message": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("7")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    // The user message was kept.
+    let sessions: Value = server
+        .as_user("hana", reqwest::Method::GET, "/api/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["items"][0]["message_count"], 2);
+
+    let resp = server
+        .as_user("hana", reqwest::Method::GET, "/api/chat/stream?message=hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error", "{last}");
+    assert_eq!(last["code"], "rate_limited", "{last}");
+    let mut keys: Vec<&str> = last
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["code", "message", "type"], "{last}");
+
+    let resp = server
+        .as_user("hana", reqwest::Method::POST, "/api/chat/completions")
+        .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["code"], "rate_limited", "{last}");
+    assert_eq!(last["retry_after_secs"], 7, "{last}");
+    // No retries configured: one provider call per request.
+    let calls = llm
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions") || r.path == "/api/chat")
+        .count();
+    assert_eq!(calls, 3);
+}
+
 async fn seed_004_agent_stream(db: Db) {
     let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
     let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
@@ -800,5 +873,6 @@ confab_testkit::backend_tests!(
     ws_needs_the_internal_key,
     sse_stream_and_rest_chat,
     rest_chat_provider_failure_is_502,
+    rest_chat_provider_rate_limit_is_429_with_retry_after,
     seed_004_agent_stream,
 );

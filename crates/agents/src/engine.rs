@@ -182,6 +182,8 @@ struct Outcome {
     usage: Usage,
     finish_reason: FinishReason,
     error: Option<(String, String)>,
+    /// The provider's wait, with a `rate_limited` error.
+    retry_after_secs: Option<u64>,
 }
 
 impl Engine {
@@ -326,13 +328,18 @@ impl Engine {
                         finish_reason,
                     });
                 }
-                ServerEvent::Error { code, message } => return Err(error_from_code(code, message)),
+                ServerEvent::Error {
+                    code,
+                    message,
+                    retry_after_secs,
+                } => return Err(error_from_code(code, message, retry_after_secs)),
                 _ => {}
             }
         }
         Err(AgentError::Generation {
             code: "internal".into(),
             message: "the answer ended without a result".into(),
+            retry_after: None,
         })
     }
 
@@ -580,6 +587,7 @@ impl Engine {
             usage: Usage::default(),
             finish_reason: FinishReason::Error,
             error: None,
+            retry_after_secs: None,
         };
         let cancel = ctx.cancel.clone();
         let mut events = backend.stream(query, context, ctx);
@@ -645,8 +653,13 @@ impl Engine {
                     ended = true;
                     None
                 }
-                ChatEvent::Error { code, message } => {
+                ChatEvent::Error {
+                    code,
+                    message,
+                    retry_after_secs,
+                } => {
                     outcome.error = Some((code, message));
+                    outcome.retry_after_secs = retry_after_secs;
                     outcome.finish_reason = FinishReason::Error;
                     ended = true;
                     None
@@ -680,7 +693,11 @@ impl Engine {
             None => Ok((Uuid::nil(), Uuid::nil())),
         };
         let last = match (&outcome.error, saved) {
-            (Some((code, message)), _) => ServerEvent::error(code.clone(), message.clone()),
+            (Some((code, message)), _) => ServerEvent::Error {
+                code: code.clone(),
+                message: message.clone(),
+                retry_after_secs: outcome.retry_after_secs,
+            },
             (None, Err(e)) => ServerEvent::error(e.code(), e.to_string()),
             (None, Ok((session_id, message_id))) => ServerEvent::Done {
                 session_id,
@@ -820,7 +837,7 @@ fn check_course(agent: AgentKind, course_id: Option<&str>) -> Result<Option<Stri
 }
 
 /// The error a protocol error event stands for.
-fn error_from_code(code: String, message: String) -> AgentError {
+fn error_from_code(code: String, message: String, retry_after: Option<u64>) -> AgentError {
     match code.as_str() {
         "invalid_message" => AgentError::InvalidMessage(message),
         "not_found" => AgentError::NotFound(message),
@@ -828,7 +845,11 @@ fn error_from_code(code: String, message: String) -> AgentError {
         "invalid_request" => AgentError::Invalid(message),
         "storage_unavailable" => AgentError::Storage(message),
         "unknown_backend" => AgentError::UnknownBackend(message, String::new()),
-        _ => AgentError::Generation { code, message },
+        _ => AgentError::Generation {
+            code,
+            message,
+            retry_after,
+        },
     }
 }
 

@@ -30,6 +30,8 @@ pub enum AgentError {
         code: String,
         /// What happened.
         message: String,
+        /// Seconds the model provider asked to wait (its 429 `Retry-After`).
+        retry_after: Option<u64>,
     },
 }
 

@@ -80,6 +80,8 @@ pub enum ChatEvent {
         code: String,
         /// Human-readable message.
         message: String,
+        /// Seconds the model provider asked to wait (a 429's `Retry-After`).
+        retry_after_secs: Option<u64>,
     },
 }
 

@@ -106,6 +106,11 @@ pub enum ServerEvent {
         code: String,
         /// Human-readable explanation.
         message: String,
+        /// Seconds the model provider asked to wait (its 429 `Retry-After`).
+        /// Not part of the wire event (SPEC fixes `error` to `{code, message}`):
+        /// never serialized, it carries the wait to HTTP `Retry-After` headers.
+        #[serde(skip)]
+        retry_after_secs: Option<u64>,
     },
     /// The answer is complete and stored.
     Done {
@@ -130,6 +135,7 @@ impl ServerEvent {
         ServerEvent::Error {
             code: code.into(),
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 }
