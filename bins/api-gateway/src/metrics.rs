@@ -36,7 +36,7 @@ pub struct GatewayMetrics {
     pub upstream_errors: Family<ErrorKind, Counter>,
     /// WebSocket connections being relayed right now.
     pub ws_connections: Gauge,
-    /// Requests refused by a rate limit (429), by route.
+    /// Requests refused by the gateway's own rate limits (429), by route.
     pub rate_limited: Family<RouteLabel, Counter>,
 }
 
@@ -70,7 +70,7 @@ impl GatewayMetrics {
         );
         registry.register(
             "gateway_rate_limited",
-            "Requests refused by a rate limit (429), by route",
+            "Requests refused by the gateway's own rate limits (429), by route",
             self.rate_limited.clone(),
         );
         builder.build(config)
@@ -87,8 +87,21 @@ impl Drop for WsGuard {
     }
 }
 
-/// Middleware: counts the gateway's 429 answers (its rate limits; the
-/// forwarded chat-service answers no 429 of its own) by route.
+/// Response extension marking an answer that carries chat-service's
+/// status (relayed, or reshaped for the OpenAI API): its 429 is the model
+/// provider's rate limit, not the gateway's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FromUpstream;
+
+/// Marks `res` as carrying chat-service's status (see [`FromUpstream`]).
+pub fn mark_upstream(mut res: actix_web::HttpResponse) -> actix_web::HttpResponse {
+    res.extensions_mut().insert(FromUpstream);
+    res
+}
+
+/// Middleware: counts the 429 answers of the gateway's own rate limits by
+/// route; a 429 marked [`FromUpstream`] (a model provider's limit passed on
+/// by chat-service) is not counted.
 pub async fn count_rate_limited(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -97,6 +110,7 @@ pub async fn count_rate_limited(
     let res = next.call(req).await?.map_into_boxed_body();
     if let Some(metrics) = metrics
         && res.status() == StatusCode::TOO_MANY_REQUESTS
+        && res.response().extensions().get::<FromUpstream>().is_none()
     {
         let route = res
             .request()

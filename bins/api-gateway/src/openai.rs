@@ -58,14 +58,40 @@ fn auth_error(e: ApiError) -> HttpResponse {
         _ => "api_error",
     };
     let retry_after = e.retry_after_secs();
-    let mut res = oa_error(e.status, kind, e.code, e.message);
-    if let Some(secs) = retry_after
-        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
-    {
-        res.headers_mut()
-            .insert(actix_web::http::header::RETRY_AFTER, value);
+    with_retry_after(oa_error(e.status, kind, e.code, e.message), retry_after)
+}
+
+/// `res` with `Retry-After: <secs>` when a wait is known.
+fn with_retry_after(mut res: HttpResponse, secs: Option<u64>) -> HttpResponse {
+    if let Some(secs) = secs {
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(secs),
+        );
     }
     res
+}
+
+/// chat-service's error (an HTTP status, or an `error` event mapped to one)
+/// in OpenAI's shape: a 429 is `rate_limit_error` with the provider's
+/// `Retry-After` when known; marked as upstream so the gateway's own
+/// rate-limit metric does not count it.
+fn upstream_error(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: impl Into<String>,
+    retry_after: Option<u64>,
+) -> HttpResponse {
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_error"
+    } else {
+        kind
+    };
+    crate::metrics::mark_upstream(with_retry_after(
+        oa_error(status, kind, code, message),
+        retry_after,
+    ))
 }
 
 /// `GET /v1/models`.
@@ -258,6 +284,11 @@ pub async fn chat_completions(
     if !resp.status().is_success() {
         let status =
             StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let code = body["error"]
             .as_str()
@@ -272,7 +303,7 @@ pub async fn chat_completions(
         } else {
             "api_error"
         };
-        return oa_error(status, kind, &code, message);
+        return upstream_error(status, kind, &code, message, retry_after);
     }
     let id = format!("chatcmpl-{}", Uuid::new_v4().simple());
     let created = Utc::now().timestamp();
@@ -342,11 +373,12 @@ async fn whole(
             Some("error") => {
                 let code = e["code"].as_str().unwrap_or("error").to_owned();
                 let status = error_status(&code);
-                return oa_error(
+                return upstream_error(
                     status,
                     "api_error",
                     &code,
                     e["message"].as_str().unwrap_or("generation failed"),
+                    e["retry_after_secs"].as_u64(),
                 );
             }
             _ => {}
@@ -407,8 +439,9 @@ fn chunks(
                     break;
                 }
                 Some("error") => {
+                    let kind = if e["code"] == "rate_limited" { "rate_limit_error" } else { "api_error" };
                     yield frame(json!({ "error": {
-                        "message": e["message"], "type": "api_error", "param": null, "code": e["code"],
+                        "message": e["message"], "type": kind, "param": null, "code": e["code"],
                     }}));
                     ended = true;
                     break;

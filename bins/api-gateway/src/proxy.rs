@@ -222,7 +222,8 @@ pub fn unavailable() -> ApiError {
     ApiError::unavailable("no chat-service instance is reachable; try again shortly")
 }
 
-/// Streams an upstream response back unchanged (status, headers, body).
+/// Streams an upstream response back unchanged (status, headers, body),
+/// marked [`crate::metrics::FromUpstream`].
 fn relay(resp: reqwest::Response) -> HttpResponse {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
@@ -238,5 +239,5 @@ fn relay(resp: reqwest::Response) -> HttpResponse {
             actix_web::error::ErrorBadGateway("upstream body ended early")
         })
     });
-    out.streaming(body)
+    crate::metrics::mark_upstream(out.streaming(body))
 }

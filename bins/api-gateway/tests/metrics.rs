@@ -1,7 +1,9 @@
 //! The gateway's `GET /metrics` over a real chat-service: the text parses
 //! (strict parser shared with chat-service's test), request counters move
 //! by route pattern and status, SSE chat and the chat-service's request id
-//! line up, and upstream errors are counted when chat-service is down.
+//! line up, and upstream errors are counted when chat-service is down; a
+//! model provider's 429 reaches the client with its `Retry-After` and is
+//! not counted as the gateway's own rate limiting.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,6 +15,7 @@ use confab_store::Db;
 use confab_testkit::FakeLlmConfig;
 use prom::{Exposition, parse};
 use reqwest::Method;
+use serde_json::{Value, json};
 
 async fn scrape(s: &Stack) -> Exposition {
     let resp = s.req(Method::GET, "/metrics").send().await.unwrap();
@@ -113,4 +116,117 @@ async fn gateway_metrics(db: Db) {
     );
 }
 
-confab_testkit::backend_tests!(gateway_metrics);
+/// The `Retry-After` header of `resp`, if any.
+fn retry_after(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The model provider answers every call with 429 and `Retry-After: 7`
+/// (fake model `error_429`; chat-service does not retry here): REST and
+/// OpenAI clients get 429 with that wait, and `gateway_rate_limited_total`
+/// stays put; the gateway's per-user limit does move it.
+async fn provider_429_is_passed_on_and_not_counted(db: Db) {
+    let s = Stack::start_configured(db, "error_429", FakeLlmConfig::default(), |c| {
+        c.user_rate_per_minute = 6
+    })
+    .await;
+    let (_, access, _) = s.register("ratelimited@example.com").await;
+    let limited = |e: &Exposition| sum(e, "gateway_rate_limited_total{", &[]);
+    let shown = |e: &Exposition| {
+        e.samples
+            .iter()
+            .filter(|(k, _)| k.starts_with("gateway_rate_limited"))
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+    };
+    let before = scrape(&s).await;
+
+    let resp = s
+        .authed(&access, Method::POST, "/api/chat")
+        .json(&json!({"message": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(retry_after(&resp).as_deref(), Some("7"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert!(body["message"].is_string(), "{body}");
+
+    let resp = s
+        .authed(&access, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "confab", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(retry_after(&resp).as_deref(), Some("7"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+
+    // Streaming has sent 200 already: the error chunk says what it was.
+    let resp = s
+        .authed(&access, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "confab", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let error: Value = text
+        .split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v.get("error").is_some())
+        .unwrap_or_else(|| panic!("no error chunk in {text}"));
+    assert_eq!(error["error"]["type"], "rate_limit_error", "{error}");
+
+    let after = scrape(&s).await;
+    assert_eq!(
+        limited(&after),
+        limited(&before),
+        "a provider's 429 is not the gateway's: {:?}",
+        shown(&after)
+    );
+
+    // The gateway's own per-user limit (6 a minute) is counted.
+    let mut refused = 0;
+    for _ in 0..10 {
+        let resp = s
+            .authed(&access, Method::GET, "/api/users/me")
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 429 {
+            assert!(retry_after(&resp).is_some());
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "the per-user limit refused nothing");
+    let last = scrape(&s).await;
+    assert_eq!(
+        limited(&last) - limited(&after),
+        f64::from(refused),
+        "{:?}",
+        shown(&last)
+    );
+    assert_eq!(
+        sum(
+            &last,
+            "gateway_rate_limited_total{",
+            &["route=\"/api/users/me\""]
+        ) - sum(
+            &after,
+            "gateway_rate_limited_total{",
+            &["route=\"/api/users/me\""]
+        ),
+        f64::from(refused)
+    );
+}
+
+confab_testkit::backend_tests!(gateway_metrics, provider_429_is_passed_on_and_not_counted);
