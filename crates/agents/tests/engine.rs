@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Fixture, fast, slow};
 use confab_agents::store::ConversationStore;
 use confab_agents::tools::{Tool, ToolContext, ToolError, ToolOutput};
-use confab_agents::{BackendConfig, ChatTurn, Engine, UserSettings};
+use confab_agents::{AgentError, BackendConfig, ChatTurn, Engine, UserSettings};
 use confab_llm::BoxFuture;
 use confab_models::{AgentKind, MessageQuery, MessageRole, ServerEvent};
 use confab_store::Db;
@@ -205,6 +205,74 @@ async fn simple_error_500_saves_and_ends_with_error(db: Db) {
     assert_eq!(meta(&messages[1], "finish_reason"), "error");
     assert_eq!(meta(&messages[1], "error")["code"], "provider_unavailable");
     assert_eq!(meta(&messages[1], "empty"), true);
+}
+
+/// A provider's 429 (`error_429`: always, `Retry-After: 7`; the fixture's
+/// provider does not retry) ends the answer with `rate_limited` carrying
+/// the wait, through both backends and `send_message`; the user message is
+/// kept; the wait is not part of the event's wire JSON.
+async fn provider_rate_limit_carries_retry_after(db: Db) {
+    let fx = Fixture::new(db, fast()).await;
+    for (i, backend) in ["simple", "agent"].into_iter().enumerate() {
+        let engine = fx.engine("error_429", backend);
+        let user = format!("rita{i}");
+        let events = run(&engine, ChatTurn::new(&user, "hello")).await;
+        let last = events.last().unwrap();
+        match last {
+            ServerEvent::Error {
+                code,
+                retry_after_secs,
+                ..
+            } => {
+                assert_eq!(code, "rate_limited", "{backend}");
+                assert_eq!(*retry_after_secs, Some(7), "{backend}");
+            }
+            other => panic!("{backend}: expected an error, got {other:?}"),
+        }
+        let wire = serde_json::to_value(last).unwrap();
+        assert_eq!(wire["type"], "error");
+        assert_eq!(wire.as_object().unwrap().len(), 3, "{wire}");
+        let sessions = fx
+            .store
+            .sessions
+            .list_user_sessions(&user, Default::default())
+            .await
+            .unwrap();
+        let (count, messages) = persisted(&fx, &user, sessions.items[0].id).await;
+        assert_eq!(count, 2, "{backend}: the user message is kept");
+        assert_eq!(messages[0].content, "hello");
+        assert_eq!(meta(&messages[1], "error")["code"], "rate_limited");
+
+        let err = engine
+            .send_message(ChatTurn::new(&user, "again"), CancellationToken::new())
+            .await
+            .unwrap_err();
+        match err {
+            AgentError::Generation {
+                code, retry_after, ..
+            } => {
+                assert_eq!(code, "rate_limited", "{backend}");
+                assert_eq!(retry_after, Some(7), "{backend}");
+            }
+            other => panic!("{backend}: expected a generation error, got {other:?}"),
+        }
+    }
+    // A failure without a wait carries none.
+    let engine = fx.engine("error_500", "simple");
+    let err = engine
+        .send_message(ChatTurn::new("rita", "x"), CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AgentError::Generation {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 async fn simple_drop_mid_stream_keeps_partial(db: Db) {
@@ -904,6 +972,7 @@ confab_testkit::backend_tests!(
     stateless_turn_saves_nothing,
     simple_echo_streams_and_persists,
     simple_error_500_saves_and_ends_with_error,
+    provider_rate_limit_carries_retry_after,
     simple_drop_mid_stream_keeps_partial,
     slow_cancel_keeps_partial_and_ends_with_done,
     dropped_client_cancels_and_saves,
