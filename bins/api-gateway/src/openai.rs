@@ -183,6 +183,7 @@ fn route_model(model: &str) -> Option<(Option<&'static str>, &'static str, Optio
         (status = 400, description = "Invalid request (OpenAI error shape)"),
         (status = 401, description = "Not authenticated"),
         (status = 404, description = "Unknown model or session"),
+        (status = 429, description = "A rate limit, the gateway's or the model provider's (`rate_limit_error`, `Retry-After` when known)"),
         (status = 503, description = "No chat-service instance reachable")))]
 #[post("/v1/chat/completions")]
 pub async fn chat_completions(

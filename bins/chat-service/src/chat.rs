@@ -247,6 +247,7 @@ fn turn(
         (status = 400, description = "Malformed request", body = confab_web::ErrorBody),
         (status = 404, description = "Unknown session", body = confab_web::ErrorBody),
         (status = 422, description = "Invalid message", body = confab_web::ErrorBody),
+        (status = 429, description = "The model provider's rate limit (`Retry-After` when it gave a wait)", body = confab_web::ErrorBody),
         (status = 502, description = "The model failed", body = confab_web::ErrorBody),
         (status = 503, description = "Shutting down or storage unavailable", body = confab_web::ErrorBody),
     )
