@@ -382,41 +382,28 @@ async fn catalogue_and_progress(redis: Option<&str>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shared_budget_in_process() {
-    shared_budget(None).await;
+/// Two tests of one scenario `body(redis)`: `$in_process` with the
+/// in-process limiter and caches, `$redis` with Redis (SKIPPED without
+/// TEST_REDIS_URL unless CONFAB_REQUIRE_REDIS=1).
+macro_rules! both_ways {
+    ($body:ident: $in_process:ident, $redis:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $in_process() {
+            $body(None).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $redis() {
+            if let Some(url) = redis_url(stringify!($redis)) {
+                $body(Some(&url)).await;
+            }
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shared_budget_redis() {
-    if let Some(url) = redis_url("shared_budget_redis") {
-        shared_budget(Some(&url)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn user_writes_in_process() {
-    user_writes_seen_everywhere(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn user_writes_redis() {
-    if let Some(url) = redis_url("user_writes_redis") {
-        user_writes_seen_everywhere(Some(&url)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn catalogue_and_progress_in_process() {
-    catalogue_and_progress(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn catalogue_and_progress_redis() {
-    if let Some(url) = redis_url("catalogue_and_progress_redis") {
-        catalogue_and_progress(Some(&url)).await;
-    }
-}
+both_ways!(shared_budget: shared_budget_in_process, shared_budget_redis);
+both_ways!(user_writes_seen_everywhere: user_writes_in_process, user_writes_redis);
+both_ways!(catalogue_and_progress: catalogue_and_progress_in_process, catalogue_and_progress_redis);
 
 /// The Lua token bucket against real Redis: burst, refusal with a short
 /// wait, refill; two limiters with the same name share buckets; keys expire.
