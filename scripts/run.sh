@@ -15,6 +15,19 @@ CHAT_SERVICE_BIND=${CHAT_SERVICE_BIND:-127.0.0.1:8001}
 # Where the database, the keys and the logs live (make tour points it at a scratch dir).
 DATA_DIR=${CONFAB_DATA_DIR:-data}
 
+# What a fresh machine needs before the first build, said plainly.
+missing=()
+command -v "$CARGO" >/dev/null 2>&1 || missing+=("a Rust toolchain: curl https://sh.rustup.rs -sSf | sh (then open a new shell)")
+command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 || missing+=("C and C++ compilers: apt-get install gcc g++ make")
+if ! command -v pg_config >/dev/null 2>&1 && [ ! -e /usr/include/postgresql/libpq-fe.h ]; then
+  missing+=("libpq (the PostgreSQL client library the binaries link): apt-get install libpq-dev")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "confab: make run needs:" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+  exit 1
+fi
+
 echo "confab: building release binaries (the first build takes several minutes)..."
 "$CARGO" build --release -p chat-service -p api-gateway --bins
 bin="$CARGO_TARGET_DIR/release"
