@@ -9,11 +9,13 @@
 //!   BERT graph, start the worker), median of several loads.
 //! - **throughput**: sentences per second embedding a fixed set of real
 //!   sentences (taken from the RAG fixtures corpus, `crates/rag/tests/fixtures/corpus`,
-//!   median 19 words) in requests of 32 texts (= one batch), one request in
+//!   median 19 words) in requests of 32 texts (`batch_size` 32: split by length), one request in
 //!   flight; also with requests of 1 text (no batching), and the built-in
 //!   embedder on the same requests. The phases alternate over rounds and the
 //!   table shows medians; the ratio built-in/local says how much slower the
 //!   real model is than the hashed baseline on this machine, right now.
+//! - **batch caps**: the same requests of 32 with `batch_size` 1, 4, 8 and
+//!   16 (32 is the row above), to see which forward-pass size pays here.
 //! - every vector is checked (384 dims, unit norm); anything else exits
 //!   non-zero.
 //!
@@ -32,6 +34,9 @@ use confab_llm::{BuiltinProvider, EmbeddingModel};
 
 /// Texts per request in the batched phases.
 const BATCH: usize = 32;
+
+/// `batch_size` caps compared on requests of [`BATCH`] texts.
+const CAPS: [usize; 4] = [1, 4, 8, 16];
 
 fn fail(msg: &str) -> ! {
     eprintln!("local_embed bench FAILED: {msg}");
@@ -118,12 +123,13 @@ fn main() {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
         });
-    let config = || {
+    let config_capped = |batch_size: usize| {
         let mut c = LocalEmbedConfig::new(&dir);
         c.threads = threads;
-        c.batch_size = BATCH;
+        c.batch_size = batch_size;
         c
     };
+    let config = || config_capped(BATCH);
 
     let mut loads = Vec::new();
     let mut model = None;
@@ -135,6 +141,12 @@ fn main() {
         model = Some(m);
     }
     let local = model.unwrap();
+    let capped: Vec<LocalEmbedder> = CAPS
+        .iter()
+        .map(|&cap| {
+            LocalEmbedder::load(config_capped(cap)).unwrap_or_else(|e| fail(&e.to_string()))
+        })
+        .collect();
     let builtin = BuiltinProvider::new();
     let texts = sentences(count);
     let words: Vec<f64> = texts
@@ -160,8 +172,15 @@ fn main() {
         // Warm-up.
         throughput(&local, &texts[..BATCH], BATCH).await;
         throughput(&builtin, &texts, BATCH).await;
+        for m in &capped {
+            throughput(m, &texts[..BATCH], BATCH).await;
+        }
         let (mut l32, mut l1, mut b32) = (Vec::new(), Vec::new(), Vec::new());
+        let mut caps: Vec<Vec<f64>> = vec![Vec::new(); CAPS.len()];
         for round in 0..rounds {
+            for (m, out) in capped.iter().zip(&mut caps) {
+                out.push(throughput(m, &texts, BATCH).await);
+            }
             if round % 2 == 0 {
                 b32.push(throughput(&builtin, &texts, BATCH).await);
                 l32.push(throughput(&local, &texts, BATCH).await);
@@ -196,5 +215,12 @@ fn main() {
             "builtin / local (requests of 32)",
             b32 / l32
         );
+        for (cap, xs) in CAPS.iter().zip(caps) {
+            println!(
+                "{:<44} {:>12.1}",
+                format!("local sentences/s, requests of 32, batch_size {cap}"),
+                median(xs)
+            );
+        }
     });
 }
