@@ -1057,15 +1057,9 @@ async fn delete_account(db: Db) {
     );
 }
 
-/// The `Retry-After` of a 429: whole seconds, at least 1.
+/// The `Retry-After` of a 429 (which must carry one), in seconds.
 fn retry_after(resp: &reqwest::Response) -> u64 {
-    resp.headers()
-        .get("retry-after")
-        .expect("a 429 carries Retry-After")
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::retry_after_secs(resp).expect("a 429 carries Retry-After")
 }
 
 /// The per-user rate limit answers 429 with `Retry-After`, on the REST

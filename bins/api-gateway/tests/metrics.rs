@@ -116,13 +116,6 @@ async fn gateway_metrics(db: Db) {
     );
 }
 
-/// The `Retry-After` header of `resp`, if any.
-fn retry_after(resp: &reqwest::Response) -> Option<String> {
-    resp.headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned())
-}
-
 /// The model provider answers every call with 429 and `Retry-After: 7`
 /// (fake model `error_429`; chat-service does not retry here): REST and
 /// OpenAI clients get 429 with that wait, and `gateway_rate_limited_total`
@@ -150,7 +143,7 @@ async fn provider_429_is_passed_on_and_not_counted(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
-    assert_eq!(retry_after(&resp).as_deref(), Some("7"));
+    assert_eq!(common::retry_after_secs(&resp), Some(7));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited", "{body}");
     assert!(body["message"].is_string(), "{body}");
@@ -162,7 +155,7 @@ async fn provider_429_is_passed_on_and_not_counted(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
-    assert_eq!(retry_after(&resp).as_deref(), Some("7"));
+    assert_eq!(common::retry_after_secs(&resp), Some(7));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
@@ -203,7 +196,7 @@ async fn provider_429_is_passed_on_and_not_counted(db: Db) {
             .await
             .unwrap();
         if resp.status() == 429 {
-            assert!(retry_after(&resp).is_some());
+            assert!(common::retry_after_secs(&resp).is_some());
             refused += 1;
         }
     }

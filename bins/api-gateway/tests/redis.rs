@@ -479,6 +479,32 @@ async fn health(client: &Client, base: &str) -> (StatusCode, Value) {
     (resp.status(), resp.json().await.unwrap())
 }
 
+/// Calls `/api/users/me` (must answer 200) until the gateway's per-user
+/// bucket `user_key` exists in Redis; panics with `what` after 15 s.
+async fn until_redis_used(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    redis: &SharedRedis,
+    user_key: &str,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = get(client, url, "/api/users/me", token).await;
+        assert_eq!(status, 200);
+        let k = user_key.to_owned();
+        let exists: Option<i64> = redis
+            .call(|mut c| async move { redis::cmd("EXISTS").arg(k).query_async(&mut c).await })
+            .await;
+        if exists == Some(1) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the gateway {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Redis down at start, killed mid-run, restarted: requests keep
 /// succeeding quickly (in-process limits, no cache), health says `down`,
 /// and the gateway goes back to Redis when it answers again.
@@ -507,20 +533,15 @@ async fn redis_outage_degrades_and_recovers() {
     let mut server = RedisChild::start(port);
     let redis = SharedRedis::new(&url, &p, Duration::from_millis(500)).unwrap();
     let user_key = format!("{p}rl:user:{id}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, _) = get(&client, &gw.url, "/api/users/me", &token).await;
-        assert_eq!(status, 200);
-        let k = user_key.clone();
-        let exists: Option<i64> = redis
-            .call(|mut c| async move { redis::cmd("EXISTS").arg(k).query_async(&mut c).await })
-            .await;
-        if exists == Some(1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the gateway never used Redis");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_redis_used(
+        &client,
+        &gw.url,
+        &token,
+        &redis,
+        &user_key,
+        "never used Redis",
+    )
+    .await;
     let (status, body) = health(&client, &gw.url).await;
     assert_eq!(body["redis"]["status"], "ok", "{body}");
     // The chat-service is absent, so overall health stays degraded here.
@@ -544,23 +565,15 @@ async fn redis_outage_degrades_and_recovers() {
 
     // Back: the gateway uses Redis again (a fresh bucket appears there).
     let _server = RedisChild::start(server.port);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, _) = get(&client, &gw.url, "/api/users/me", &token).await;
-        assert_eq!(status, 200);
-        let k = user_key.clone();
-        let exists: Option<i64> = redis
-            .call(|mut c| async move { redis::cmd("EXISTS").arg(k).query_async(&mut c).await })
-            .await;
-        if exists == Some(1) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not go back to Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_redis_used(
+        &client,
+        &gw.url,
+        &token,
+        &redis,
+        &user_key,
+        "did not go back to Redis",
+    )
+    .await;
     let (_, body) = health(&client, &gw.url).await;
     assert_eq!(body["redis"]["status"], "ok", "{body}");
 }

@@ -435,31 +435,30 @@ async fn native_stack_end_to_end() {
     }
 
     // Export: JSON and Markdown, as attachments, with both rounds.
-    let resp = client
-        .get(format!("{url}/api/sessions/{sid}/export?format=json"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(
-        resp.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .contains("attachment")
-    );
-    let export = resp.text().await.unwrap();
-    serde_json::from_str::<Value>(&export).expect("a JSON export");
-    assert!(export.contains("What is ownership in Rust?") && export.contains("And borrowing?"));
-    let resp = client
-        .get(format!("{url}/api/sessions/{sid}/export?format=markdown"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let md = resp.text().await.unwrap();
-    assert!(md.contains("And borrowing?"), "{md}");
+    for format in ["json", "markdown"] {
+        let resp = client
+            .get(format!("{url}/api/sessions/{sid}/export?format={format}"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{format}");
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("attachment"),
+            "{format}"
+        );
+        let export = resp.text().await.unwrap();
+        if format == "json" {
+            serde_json::from_str::<Value>(&export).expect("a JSON export");
+        }
+        assert!(
+            export.contains("What is ownership in Rust?") && export.contains("And borrowing?"),
+            "{format}: {export}"
+        );
+    }
     let before = messages(&client, &url, &sid, &access).await;
     assert_eq!(before.len(), 4, "{before:?}");
 

@@ -173,3 +173,10 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The `Retry-After` of `resp` in whole seconds (None when absent).
+pub fn retry_after_secs(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds"))
+}
