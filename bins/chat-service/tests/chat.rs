@@ -381,6 +381,18 @@ async fn ws_needs_the_internal_key(db: Db) {
     }
 }
 
+/// `GET /api/sessions` as `user`: the JSON page (`items`, ...).
+async fn sessions_of(server: &Server, user: &str) -> Value {
+    server
+        .as_user(user, reqwest::Method::GET, "/api/sessions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `data:` payloads of an SSE body.
 fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
@@ -543,14 +555,7 @@ async fn rest_chat_provider_failure_is_502(db: Db) {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "provider_error");
     // The user message was kept.
-    let sessions: Value = server
-        .as_user("gina", reqwest::Method::GET, "/api/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = sessions_of(&server, "gina").await;
     assert_eq!(sessions["items"][0]["message_count"], 2);
 }
 
@@ -578,14 +583,7 @@ async fn rest_chat_provider_rate_limit_is_429_with_retry_after(db: Db) {
     assert_eq!(body["error"], "rate_limited", "{body}");
     assert!(body["message"].is_string(), "{body}");
     // The user message was kept.
-    let sessions: Value = server
-        .as_user("hana", reqwest::Method::GET, "/api/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = sessions_of(&server, "hana").await;
     assert_eq!(sessions["items"][0]["message_count"], 2);
 
     let resp = server
@@ -673,14 +671,7 @@ async fn seed_004_agent_stream(db: Db) {
         sse_data(&resp.text().await.unwrap()).last().unwrap(),
         "[DONE]"
     );
-    let sessions: Value = server
-        .as_user("svc-user", reqwest::Method::GET, "/api/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = sessions_of(&server, "svc-user").await;
     assert_eq!(sessions["items"].as_array().unwrap().len(), 1);
     assert_eq!(sessions["items"][0]["message_count"], 4);
     let resp = server
@@ -719,14 +710,7 @@ async fn completions_stateless_and_in_a_session(db: Db) {
     let done = events.last().unwrap();
     assert_eq!(done["type"], "done");
     assert_eq!(done["session_id"], "00000000-0000-0000-0000-000000000000");
-    let sessions: Value = server
-        .as_user("olga", reqwest::Method::GET, "/api/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = sessions_of(&server, "olga").await;
     assert_eq!(sessions["items"], json!([]), "stateless: nothing saved");
     // With a session: saved there.
     let created: Value = server
