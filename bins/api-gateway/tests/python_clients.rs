@@ -63,11 +63,10 @@ fn python(what: &str) -> Option<PathBuf> {
                      (CONFAB_PYTHON=\"$(scripts/py-clients.sh python)\" after scripts/py-clients.sh install)"
                 );
             }
-            eprintln!("######################################################################");
-            eprintln!("SKIPPED: {what}: CONFAB_PYTHON is not set.");
-            eprintln!("         scripts/py-clients.sh install &&");
-            eprintln!("         CONFAB_PYTHON=\"$(scripts/py-clients.sh python)\" cargo test ...");
-            eprintln!("######################################################################");
+            confab_testkit::skipped(&format!(
+                "{what}: CONFAB_PYTHON is not set (scripts/py-clients.sh install && \
+                 CONFAB_PYTHON=\"$(scripts/py-clients.sh python)\" cargo test ...)"
+            ));
             None
         }
     }

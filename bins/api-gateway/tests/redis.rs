@@ -35,10 +35,9 @@ fn redis_url(test: &str) -> Option<String> {
             if std::env::var("CONFAB_REQUIRE_REDIS").as_deref() == Ok("1") {
                 panic!("CONFAB_REQUIRE_REDIS=1 but TEST_REDIS_URL is not set ({test})");
             }
-            eprintln!(
-                "SKIPPED {test} with Redis: TEST_REDIS_URL is not set \
-                 (run under scripts/with-redis.sh)"
-            );
+            confab_testkit::skipped(&format!(
+                "{test} with Redis: TEST_REDIS_URL is not set (run under scripts/with-redis.sh)"
+            ));
             None
         }
     }

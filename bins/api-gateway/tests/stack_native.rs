@@ -316,7 +316,7 @@ async fn native_stack_end_to_end() {
                 std::env::var("CONFAB_REQUIRE_STACK").as_deref() != Ok("1"),
                 "CONFAB_REQUIRE_STACK=1 but the native stack cannot run: {why}"
             );
-            eprintln!("SKIPPED native_stack_end_to_end: {why}");
+            confab_testkit::skipped(&why);
             return;
         }
     };

@@ -558,7 +558,6 @@ async fn sqlite_sigkill_while_20_conversations_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_sigkill_while_20_conversations_stream() {
     let Some(test_db) = TestDb::postgres() else {
-        eprintln!("SKIPPED: TEST_DATABASE_URL is not set (PostgreSQL crash test)");
         return;
     };
     kill_and_restart(test_db.url(), Some(test_db.db()), KillAt::AllStreaming).await;
@@ -567,7 +566,6 @@ async fn postgres_sigkill_while_20_conversations_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_sigkill_while_20_conversations_start() {
     let Some(test_db) = TestDb::postgres() else {
-        eprintln!("SKIPPED: TEST_DATABASE_URL is not set (PostgreSQL crash test)");
         return;
     };
     kill_and_restart(

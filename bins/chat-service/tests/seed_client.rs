@@ -38,11 +38,11 @@ fn python() -> Option<PathBuf> {
                      (CONFAB_PYTHON=\"$(scripts/py-clients.sh python)\" after scripts/py-clients.sh install)"
                 );
             }
-            eprintln!("######################################################################");
-            eprintln!("SKIPPED: seed 003 Python WebSocket clients: CONFAB_PYTHON is not set.");
-            eprintln!("         scripts/py-clients.sh install &&");
-            eprintln!("         CONFAB_PYTHON=\"$(scripts/py-clients.sh python)\" cargo test ...");
-            eprintln!("######################################################################");
+            confab_testkit::skipped(
+                "seed 003 Python WebSocket clients: CONFAB_PYTHON is not set \
+                 (scripts/py-clients.sh install && \
+                 CONFAB_PYTHON=\"$(scripts/py-clients.sh python)\" cargo test ...)",
+            );
             None
         }
     }

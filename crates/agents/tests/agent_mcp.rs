@@ -20,9 +20,7 @@ fn time_cmd() -> Option<String> {
                 std::env::var("CONFAB_REQUIRE_MCP").as_deref() != Ok("1"),
                 "CONFAB_REQUIRE_MCP=1 but CONFAB_MCP_TIME_CMD is not set"
             );
-            eprintln!(
-                "SKIPPED agent_uses_mcp_time_server: CONFAB_MCP_TIME_CMD not set (scripts/mcp-servers.sh install)"
-            );
+            confab_testkit::skipped("CONFAB_MCP_TIME_CMD not set (scripts/mcp-servers.sh install)");
             None
         }
     }

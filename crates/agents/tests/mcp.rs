@@ -25,10 +25,10 @@ fn time_cmd(test: &str) -> Option<String> {
                     "{REQUIRE_VAR}=1 but {TIME_CMD_VAR} is not set (run scripts/mcp-servers.sh install)"
                 );
             }
-            eprintln!(
-                "!!! SKIPPED {test}: {TIME_CMD_VAR} is not set; run `scripts/mcp-servers.sh install` and \
+            confab_testkit::skipped(&format!(
+                "{test}: {TIME_CMD_VAR} is not set; run `scripts/mcp-servers.sh install` and \
                  export {TIME_CMD_VAR}=\"$(scripts/mcp-servers.sh path)\""
-            );
+            ));
             None
         }
     }

@@ -18,9 +18,9 @@ fn server() -> Option<String> {
             if std::env::var("CONFAB_REQUIRE_LLAMA").as_deref() == Ok("1") {
                 panic!("CONFAB_REQUIRE_LLAMA=1 but CONFAB_LLAMA_URL is not set");
             }
-            eprintln!(
-                "\n*** SKIPPED: real llama.cpp server test (CONFAB_LLAMA_URL not set; \
-                 scripts/llama-server.sh starts one) ***\n"
+            confab_testkit::skipped(
+                "real llama.cpp server test (CONFAB_LLAMA_URL not set; \
+                 scripts/llama-server.sh starts one)",
             );
             None
         }

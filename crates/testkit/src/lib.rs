@@ -87,11 +87,38 @@ fn local_model(what: &str, path_var: &str, default: &str, inside: Option<&str>) 
             needed.display()
         );
     }
-    eprintln!(
-        "\n*** SKIPPED: {what} not found at {} (run `make models` or set {path_var}) ***\n",
+    skipped(&format!(
+        "{what} not found at {} (run `make models` or set {path_var})",
         needed.display()
-    );
+    ));
     None
+}
+
+/// Environment variable naming a file to which [`skipped`] appends one line
+/// per skipped test body; `make test` (scripts/test.sh) sets it and reports
+/// those tests as skipped instead of passed.
+pub const SKIP_LOG: &str = "CONFAB_SKIP_LOG";
+
+/// Records that the calling test returns early without running its body
+/// (`why` says what it lacked): prints `SKIPPED` on stderr and appends the
+/// test's name and `why` to the file named by `CONFAB_SKIP_LOG`, if set, so
+/// the test runner's "passed" count does not include it.
+pub fn skipped(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("unknown test");
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+    if let Some(path) = std::env::var_os(SKIP_LOG).filter(|p| !p.is_empty()) {
+        use std::io::Write;
+        let line = format!("{test}\t{}\n", why.replace(['\n', '\t'], " "));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!("cannot append to {SKIP_LOG} file {}: {e}", path.to_string_lossy());
+        }
+    }
 }
 
 /// A fresh, migrated database that cleans up after itself.
@@ -157,6 +184,7 @@ impl TestDb {
             if std::env::var(require_var).as_deref() == Ok("1") {
                 panic!("{require_var}=1 but {url_var} is not set");
             }
+            skipped(&format!("{url_var} is not set"));
             return None;
         };
         let name = format!("confab_test_{}", uuid::Uuid::new_v4().simple());
@@ -220,8 +248,8 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 /// Runs each listed `async fn NAME(db: Db)` in the calling module on SQLite,
 /// on PostgreSQL and on PostgreSQL with pgvector, as tests `sqlite::NAME`,
-/// `postgres::NAME` and `pgvector::NAME` (the last two return early when
-/// their server is not configured).
+/// `postgres::NAME` and `pgvector::NAME` (the last two return early, reported through [`skipped`],
+/// when their server is not configured).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
