@@ -104,6 +104,7 @@ ws=${api/http:/ws:}
 cat <<EOT
 
 confab is running (data in $DATA_DIR/, logs in $logs/)
+  Web app    $api/   (open it in a browser)
   API        $api
   API docs   $api/docs/
   WebSocket  $ws/ws/chat

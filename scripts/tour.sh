@@ -114,7 +114,7 @@ PY
 run_tour() {
   local script=$TOUR_TMP/tour-script.sh
   extract > "$script"
-  curl -sf -o /dev/null "$API_URL/" || die "no api-gateway at $API_URL (start it with make run)"
+  curl -sf -o /dev/null "$API_URL/livez" || die "no api-gateway at $API_URL (start it with make run)"
   TOUR_TMP=$TOUR_TMP bash "$script"
 }
 

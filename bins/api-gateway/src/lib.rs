@@ -6,7 +6,8 @@
 //! extractor), handlers in [`account`], [`courses`], [`chat`] (forwarded
 //! routes), [`openai`], [`system`], [`docs`]; the forwarding machinery in
 //! [`upstream`], [`proxy`] and [`ws_proxy`]; [`ratelimit`], [`cache`] and
-//! the optional Redis they share between replicas ([`shared`]).
+//! the optional Redis they share between replicas ([`shared`]); the web
+//! client at `/` ([`ui`]).
 
 pub mod account;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod ratelimit;
 pub mod shared;
 pub mod state;
 pub mod system;
+pub mod ui;
 pub mod upstream;
 pub mod ws_proxy;
 
@@ -123,6 +125,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/docs", web::get().to(docs::docs_redirect))
         .service(docs::swagger());
     chat::routes(cfg);
+    ui::routes(cfg);
 }
 
 /// A server started by [`serve`].

@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::state::GatewayState;
 
-/// `GET /`: liveness.
-#[utoipa::path(get, path = "/", tag = "system", responses((status = 200, description = "The gateway is up", body = Object)))]
-#[get("/")]
+/// `GET /livez`: liveness (`GET /` is the web client, see [`crate::ui`]).
+#[utoipa::path(get, path = "/livez", tag = "system", responses((status = 200, description = "The gateway is up", body = Object)))]
+#[get("/livez")]
 pub async fn root(state: web::Data<GatewayState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "service": "confab api-gateway",

@@ -1,0 +1,77 @@
+// Tiny DOM helpers. Everything the app shows is built with these: text
+// goes in as text nodes, never as HTML (the only HTML is sanitised Markdown,
+// see markdown.js). Events are bound with addEventListener: the CSP forbids
+// inline handlers.
+
+/** Creates an element: h("button", {class: "x", onclick: fn, "aria-label": "..."}, child...). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "class") {
+      el.className = value;
+    } else if (key === "text") {
+      el.textContent = value;
+    } else if (key === "value") {
+      el.value = value;
+    } else if (key === "dataset") {
+      Object.assign(el.dataset, value);
+    } else if (value === true) {
+      el.setAttribute(key, "");
+    } else {
+      el.setAttribute(key, String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replaces every child of `el`. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** A short relative time ("5 min ago", "yesterday", "3 Dec"). */
+export function ago(iso) {
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) return "";
+  const s = (Date.now() - t.getTime()) / 1000;
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 172800) return "yesterday";
+  return t.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+}
+
+/** Runs `fn` at most once per `ms`, with the latest arguments, trailing. */
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** Shows a transient message at the bottom of the screen. */
+export function toast(message, kind = "info") {
+  let box = document.getElementById("toasts");
+  if (!box) {
+    box = h("div", { id: "toasts", role: "status", "aria-live": "polite" });
+    document.body.append(box);
+  }
+  const t = h("div", { class: `toast toast-${kind}` }, message);
+  box.append(t);
+  setTimeout(() => t.remove(), kind === "error" ? 7000 : 3500);
+}
