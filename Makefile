@@ -48,6 +48,7 @@ fmt:
 
 bench:
 	$(CARGO) bench -p confab-history --bench history
+	$(CARGO) bench -p confab-history --bench writes
 	$(MAKE) bench-ws
 
 bench-ws:

@@ -14,8 +14,10 @@
 #              (on a fresh chat-service process over the same database)
 # and prints the figures, the through-chat-service ones as differences and
 # ratios against the baseline of the same run (the machine may be shared
-# and noisy: compare runs by ratios, not by milliseconds). Everything it
-# started is stopped on exit.
+# and noisy: compare runs by ratios, not by milliseconds), then the targets
+# of issue 18 (added TTFT p99 of N first messages at once <= 100 ms, RSS
+# per idle WebSocket <= 16 KiB), each with its figure and PASS/MISS (a MISS
+# does not change the exit status). Everything it started is stopped on exit.
 #
 # Settings (environment):
 #   BENCH_WS_CONVERSATIONS  concurrent conversations           (default 1000)
@@ -283,6 +285,22 @@ print(f"idle: {idle['connected']}/{idle['connections']} connected, {idle['still_
       f"{idle['hold_secs']} s; RSS {mib((s['before'] or {}).get('rss_kib'))} -> "
       f"{mib((s['open'] or {}).get('rss_kib'))} (after close {mib((s['after_close'] or {}).get('rss_kib'))}); "
       + ("per connection " + f"{per_conn / 1024:.1f} KiB" if per_conn is not None else "per connection -"))
+# Targets of issue 18 (a MISS is reported, it does not fail the run).
+targets = []
+def target(name, limit, figure, unit, met):
+    verdict = "-" if figure is None else ("PASS" if met else "MISS")
+    shown = "-" if figure is None else f"{figure:.1f} {unit}"
+    print(f"  {name:<58} target {limit:<12} figure {shown:<12} {verdict}")
+    targets.append({"name": name, "target": limit, "figure": figure, "unit": unit, "verdict": verdict})
+print("targets:")
+which = "warm" if "warm" in ttft else "all"
+added_p99 = ttft[which]["p99"]["added_ms"]
+target(f"added TTFT p99, {conversations} first messages at once"
+       + (f" (rounds 2..{rounds})" if which == "warm" else ""),
+       "<= 100 ms", added_p99, "ms", added_p99 <= 100)
+per_kib = None if per_conn is None else per_conn / 1024
+target(f"RSS per idle WebSocket ({idle_n} open)", "<= 16 KiB", per_kib, "KiB",
+       per_kib is not None and per_kib <= 16)
 ok = bool(direct["ok"] and chat["ok"] and idle["ok"] and chat["ratio"] == 1.0)
 print("result: " + ("OK" if ok else "PROBLEMS (see the rounds above)"))
 summary = {
@@ -292,6 +310,7 @@ summary = {
     "tokens_ratio": chat["ratio"],
     "rss_after_close_kib": after, "rss_growth_kib": growth,
     "idle_rss_per_connection_bytes": per_conn,
+    "targets": targets,
     "ok": ok,
     "direct": direct, "chat": chat, "idle": idle,
 }

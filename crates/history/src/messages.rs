@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use confab_models::{
     ChatSession, ExportFormat, Message, MessagePage, MessageQuery, MessageSearchHit, MessageUpdate,
-    NewMessage, SessionExport, SessionStatistics, SessionStatus,
+    NewMessage, NewSession, SessionExport, SessionStatistics, SessionStatus,
 };
 use confab_store::schema::chat_messages::dsl as m;
 use confab_store::schema::chat_sessions::dsl as s;
@@ -20,7 +20,7 @@ use crate::cursor::{decode_seq, encode_seq};
 use crate::error::HistoryError;
 use crate::export::{self, ExportedSession};
 use crate::rows::{MessageRow, NewMessageRow, SessionRow, messages, utc};
-use crate::sessions::{live_session, owned_session};
+use crate::sessions::{live_session, new_session_row, owned_session};
 use crate::validate;
 use confab_store::raw_load;
 use confab_store::sql::{fts5_match, search_tokens, tsquery};
@@ -189,6 +189,39 @@ fn message_row(
     })
 }
 
+/// Appends `row` to a live session of `user`: bumps the session's count
+/// (locking its row first, so writers to one session queue and timestamps
+/// follow insertion order), stamps `updated_at` and inserts. Inside the
+/// caller's transaction.
+fn append(
+    conn: &mut DbConnection,
+    user: &str,
+    sid: Uuid,
+    mut row: NewMessageRow,
+) -> Result<Message, HistoryError> {
+    let bumped = diesel::update(
+        s::chat_sessions
+            .filter(s::id.eq(&row.session_id))
+            .filter(s::user_id.eq(user))
+            .filter(s::status.ne(SessionStatus::Deleted.as_str())),
+    )
+    .set(s::message_count.eq(s::message_count + 1))
+    .execute(conn)?;
+    if bumped == 0 {
+        // Tell apart "not yours / missing" from "deleted".
+        live_session(conn, user, sid)?;
+        return Err(HistoryError::SessionNotFound(sid));
+    }
+    row.timestamp = validate::now_naive();
+    diesel::update(s::chat_sessions.filter(s::id.eq(&row.session_id)))
+        .set(s::updated_at.eq(row.timestamp))
+        .execute(conn)?;
+    diesel::insert_into(m::chat_messages)
+        .values(&row)
+        .execute(conn)?;
+    inserted(row)
+}
+
 /// A stored message as the domain type, given its inserted row.
 fn inserted(row: NewMessageRow) -> Result<Message, HistoryError> {
     MessageRow {
@@ -246,33 +279,68 @@ impl HistoryService {
         validate::user(user_id)?;
         let sid = validate::id("session", session_id)?;
         // Validate before touching the database; the timestamp is set under the lock.
-        let mut row = message_row(&self.config, &sid.to_string(), new, validate::now_naive())?;
+        let row = message_row(&self.config, &sid.to_string(), new, validate::now_naive())?;
+        let user = user_id.to_owned();
+        // Group-committed: acknowledged once the transaction holding it commits.
+        self.db
+            .write(move |conn| append(conn, &user, sid, row))
+            .await
+    }
+
+    /// Saves the first message of a session opened empty (a WebSocket
+    /// `init`) and gives the session `title`, in one write. The title is
+    /// set only while the session still has no message.
+    pub async fn save_first_message(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        title: &str,
+        new: NewMessage,
+    ) -> Result<Message, HistoryError> {
+        validate::user(user_id)?;
+        let sid = validate::id("session", session_id)?;
+        let title = validate::title(&self.config, title)?;
+        let row = message_row(&self.config, &sid.to_string(), new, validate::now_naive())?;
         let user = user_id.to_owned();
         self.db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    let bumped = diesel::update(
-                        s::chat_sessions
-                            .filter(s::id.eq(&row.session_id))
-                            .filter(s::user_id.eq(&user))
-                            .filter(s::status.ne(SessionStatus::Deleted.as_str())),
-                    )
-                    .set(s::message_count.eq(s::message_count + 1))
+            .write(move |conn| {
+                diesel::update(
+                    s::chat_sessions
+                        .filter(s::id.eq(&row.session_id))
+                        .filter(s::user_id.eq(&user))
+                        .filter(s::message_count.eq(0)),
+                )
+                .set(s::title.eq(&title))
+                .execute(conn)?;
+                append(conn, &user, sid, row)
+            })
+            .await
+    }
+
+    /// Creates a session with its first message, in one write: a new
+    /// conversation costs one transaction before its answer starts.
+    pub async fn create_session_with_message(
+        &self,
+        user_id: &str,
+        session: NewSession,
+        new: NewMessage,
+    ) -> Result<(ChatSession, Message), HistoryError> {
+        let mut session = new_session_row(&self.config, user_id, session)?;
+        let mut row = message_row(&self.config, &session.id, new, session.created_at)?;
+        self.db
+            .write(move |conn| {
+                let now = validate::now_naive();
+                session.created_at = now;
+                session.updated_at = now;
+                session.message_count = 1;
+                row.timestamp = now;
+                diesel::insert_into(s::chat_sessions)
+                    .values(&session)
                     .execute(conn)?;
-                    if bumped == 0 {
-                        // Tell apart "not yours / missing" from "deleted".
-                        live_session(conn, &user, sid)?;
-                        return Err(HistoryError::SessionNotFound(sid));
-                    }
-                    row.timestamp = validate::now_naive();
-                    diesel::update(s::chat_sessions.filter(s::id.eq(&row.session_id)))
-                        .set(s::updated_at.eq(row.timestamp))
-                        .execute(conn)?;
-                    diesel::insert_into(m::chat_messages)
-                        .values(&row)
-                        .execute(conn)?;
-                    inserted(row)
-                })
+                diesel::insert_into(m::chat_messages)
+                    .values(&row)
+                    .execute(conn)?;
+                Ok((session.into_model()?, inserted(row)?))
             })
             .await
     }

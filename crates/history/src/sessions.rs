@@ -62,6 +62,41 @@ pub(crate) fn live_session(
     Ok(row)
 }
 
+/// A validated row for a new session of `user_id` (no messages yet).
+pub(crate) fn new_session_row(
+    cfg: &HistoryConfig,
+    user_id: &str,
+    new: NewSession,
+) -> Result<SessionRow, HistoryError> {
+    validate::user(user_id)?;
+    let title = validate::title(cfg, new.title.as_deref().unwrap_or(&cfg.default_title))?;
+    let model_id = validate::name(
+        "model_id",
+        new.model_id.as_deref().unwrap_or(&cfg.default_model),
+    )?;
+    let agent = validate::name("agent", new.agent.as_deref().unwrap_or("dashboard"))?;
+    let course_id = new
+        .course_id
+        .as_deref()
+        .map(|c| validate::name("course_id", c))
+        .transpose()?;
+    let metadata = validate::metadata(cfg, new.metadata)?;
+    let now = validate::now_naive();
+    Ok(SessionRow {
+        id: Uuid::now_v7().to_string(),
+        title,
+        model_id,
+        user_id: user_id.to_owned(),
+        agent,
+        course_id,
+        status: SessionStatus::Active.as_str().to_owned(),
+        created_at: now,
+        updated_at: now,
+        message_count: 0,
+        metadata: validate::metadata_json(&metadata),
+    })
+}
+
 #[derive(QueryableByName)]
 struct StatusCount {
     #[diesel(sql_type = Text)]
@@ -114,36 +149,10 @@ impl SessionService {
         user_id: &str,
         new: NewSession,
     ) -> Result<ChatSession, HistoryError> {
-        validate::user(user_id)?;
-        let cfg = &self.config;
-        let title = validate::title(cfg, new.title.as_deref().unwrap_or(&cfg.default_title))?;
-        let model_id = validate::name(
-            "model_id",
-            new.model_id.as_deref().unwrap_or(&cfg.default_model),
-        )?;
-        let agent = validate::name("agent", new.agent.as_deref().unwrap_or("dashboard"))?;
-        let course_id = new
-            .course_id
-            .as_deref()
-            .map(|c| validate::name("course_id", c))
-            .transpose()?;
-        let metadata = validate::metadata(cfg, new.metadata)?;
-        let now = validate::now_naive();
-        let row = SessionRow {
-            id: Uuid::now_v7().to_string(),
-            title,
-            model_id,
-            user_id: user_id.to_owned(),
-            agent,
-            course_id,
-            status: SessionStatus::Active.as_str().to_owned(),
-            created_at: now,
-            updated_at: now,
-            message_count: 0,
-            metadata: validate::metadata_json(&metadata),
-        };
+        let row = new_session_row(&self.config, user_id, new)?;
+        // Group-committed like messages: answered once it is committed.
         self.db
-            .run(move |conn| {
+            .write(move |conn| {
                 diesel::insert_into(s::chat_sessions)
                     .values(&row)
                     .execute(conn)?;

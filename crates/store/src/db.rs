@@ -10,6 +10,7 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StoreError;
+use crate::group::GroupWriter;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -97,6 +98,10 @@ pub struct DbConfig {
     /// writers do not pay for checkpoints (and their fsync) on commit.
     /// `None` leaves checkpointing to SQLite's auto-checkpoint alone.
     pub sqlite_checkpoint_interval: Option<Duration>,
+    /// Group commit for [`Db::write`]: at most this many callers' writes
+    /// share one transaction (and its commit). `0` or `1` turns group
+    /// commit off: each write is then a transaction of its own.
+    pub write_batch: usize,
 }
 
 impl DbConfig {
@@ -108,6 +113,7 @@ impl DbConfig {
             connection_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(10),
             sqlite_checkpoint_interval: Some(Duration::from_millis(1000)),
+            write_batch: 256,
         }
     }
 }
@@ -153,9 +159,18 @@ impl r2d2::ManageConnection for ConnectionManager {
         self.establish()
     }
 
+    /// Run by r2d2 on every checkout. A PostgreSQL connection is checked
+    /// with `SELECT 1` (the server may have gone away since its last use);
+    /// a SQLite connection is a handle on a local file that cannot go
+    /// stale, so it is not: that query was a round of work on every
+    /// `Db::run`.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+        match conn {
+            DbConnection::Sqlite(_) => Ok(()),
+            DbConnection::Pg(_) => conn
+                .batch_execute("SELECT 1")
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration),
+        }
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -184,6 +199,8 @@ pub struct Db {
     wait_observer: Option<WaitObserver>,
     /// Stops the WAL checkpointer thread when the last clone is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
+    /// The group-commit writer of [`Db::write`] (`None`: one transaction per write).
+    group: Option<Arc<GroupWriter>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -219,8 +236,16 @@ impl Db {
             // safety valve (~32 MB of WAL); without it, SQLite's default.
             autocheckpoint_pages: if checkpointer.is_some() { 8000 } else { 1000 },
         };
+        let group = (config.write_batch > 1).then(|| {
+            // Queued writes are bounded like the pool's callers: a burst
+            // beyond a few batches waits for a slot (then `PoolTimeout`).
+            Arc::new(GroupWriter::new(config.write_batch, config.write_batch * 4))
+        });
+        // The group writer's connection comes on top of the `Db::run`
+        // permits, so it never waits behind them.
+        let pool_size = config.max_connections.max(1) + u32::from(group.is_some());
         let pool = r2d2::Pool::builder()
-            .max_size(config.max_connections.max(1))
+            .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(config.connection_timeout)
             .build(manager)
@@ -234,6 +259,7 @@ impl Db {
             )),
             wait_observer: None,
             _checkpointer: checkpointer,
+            group,
         };
         let mut conn = db.get()?;
         run_migrations(&mut conn)?;
@@ -294,6 +320,31 @@ impl Db {
         })
         .await
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    /// Runs the write `f` in a transaction and returns once it is
+    /// committed. With group commit on (the default, see
+    /// [`DbConfig::write_batch`]) `f` runs on the single writer in its own
+    /// savepoint, sharing a transaction with the other writes queued at the
+    /// same time: a failing `f` undoes its own changes only, and every
+    /// caller hears back after the commit (or that it failed). Otherwise it
+    /// is [`write_transaction`] through [`Db::run`]. `f` may use
+    /// [`write_transaction`] itself (it nests as a savepoint) and must not
+    /// block on anything but the database.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
+    {
+        match &self.group {
+            Some(group) => {
+                group
+                    .write(&self.pool, self.timeout, self.wait_observer.clone(), f)
+                    .await
+            }
+            None => self.run(move |conn| write_transaction(conn, f)).await,
+        }
     }
 
     /// Checks the database answers a trivial query.
@@ -386,13 +437,20 @@ fn run_migrations(conn: &mut DbConnection) -> Result<(), StoreError> {
 /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled
 /// back on `Err`. On SQLite the transaction begins `IMMEDIATE`, taking the
 /// write lock first, so a read-then-write never fails on lock upgrade and
-/// concurrent writers wait on `busy_timeout` instead.
+/// concurrent writers wait on `busy_timeout` instead. Called inside a
+/// transaction, it is a savepoint of that transaction.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    type Tm = <DbConnection as Connection>::TransactionManager;
+    let nested = Tm::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
     match conn {
+        // Inside a transaction (a group-committed `Db::write`): a savepoint.
+        _ if nested => Tm::begin_transaction(conn)?,
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
         }
@@ -400,7 +458,6 @@ where
             AnsiTransactionManager::begin_transaction(c)?;
         }
     }
-    type Tm = <DbConnection as Connection>::TransactionManager;
     match f(conn) {
         Ok(value) => match Tm::commit_transaction(conn) {
             Ok(()) => Ok(value),

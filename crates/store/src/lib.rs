@@ -7,10 +7,13 @@
 //! on tokio's blocking pool. Writes that read-then-write go through
 //! [`write_transaction`], which on SQLite takes the write lock up front
 //! (`BEGIN IMMEDIATE`) so concurrent writers queue on `busy_timeout`
-//! instead of failing with "database is locked".
+//! instead of failing with "database is locked". [`Db::write`] runs a write
+//! through the group-commit writer: many callers' writes share one
+//! transaction, and each caller is answered once it is committed.
 
 mod db;
 mod error;
+mod group;
 pub mod schema;
 pub mod sql;
 

@@ -33,7 +33,8 @@
 //! always reported as `rate-load`, the whole machine's busy time (from
 //! `/proc/stat`) as `machine`, and the machine's minus the watched
 //! processes' as `others`: load from anything else, which makes the run
-//! noisy.
+//! noisy. Their memory when the window ends (`VmRSS`, and the peak
+//! `VmHWM`) is reported under `memory`.
 //!
 //! Output: a one-line summary on stderr, then one line of JSON with every
 //! figure on stdout. Exit code 0 when something was measured (the JSON's
@@ -71,7 +72,7 @@ options:
                          while N are waiting is not sent and counts as an error
                          (default 10000)
   --threads N            tokio worker threads of the generator (default 1)
-  --pid NAME=PID         report the CPU time of process PID as NAME (repeatable)
+  --pid NAME=PID         report the CPU time and memory of process PID as NAME (repeatable)
   --label TEXT           copied into the JSON line";
 
 /// The share of failed requests a run may have and still be `ok`.
@@ -657,6 +658,22 @@ fn run(args: &Args) -> Result<(Value, bool), String> {
             }),
         );
     }
+    // Memory of the watched processes when the window ends: resident now
+    // (`VmRSS`) and the most it ever was (`VmHWM`).
+    let mut memory = serde_json::Map::new();
+    for (name, pid) in &args.pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        memory.insert(
+            name.clone(),
+            json!({ "rss_kib": field("VmRSS:"), "peak_rss_kib": field("VmHWM:") }),
+        );
+    }
     let latency = distribution(results.samples.iter().map(|s| s.latency).collect());
     let service = distribution(results.samples.iter().map(|s| s.service).collect());
     let lag = distribution(results.samples.iter().map(|s| s.lag).collect());
@@ -678,6 +695,7 @@ fn run(args: &Args) -> Result<(Value, bool), String> {
         "service_ms": service,
         "pacing_lag_ms": lag,
         "cpu": cpu,
+        "memory": memory,
         "warmup": { "sent": results.warmup_sent, "errors": results.warmup_failures },
         "error_messages": results.messages,
         "ok": error_rate < MAX_ERROR_RATE,
