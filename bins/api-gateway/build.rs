@@ -212,7 +212,7 @@ fn references(name: &str, text: &str, sources: &BTreeMap<String, Source>) -> Vec
         }
     }
     // Longest first, so `./a.js` never rewrites inside `./vendor/a.js`.
-    refs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    refs.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
     refs
 }
 

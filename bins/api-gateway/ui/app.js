@@ -3,7 +3,7 @@
 // build.rs only renames files by content hash). Rules: no inline handlers
 // or styles (the CSP forbids them), model output only through markdown.js,
 // requests to this origin only. Routes live in the URL hash (#/chat/<id>).
-import { h, replace, ago, debounce, toast } from "./dom.js";
+import { h, replace, ago, debounce, toast, icon } from "./dom.js";
 import * as API from "./api.js";
 import { ChatConnection } from "./chat.js";
 import { render, plain, highlight } from "./markdown.js";
@@ -119,7 +119,7 @@ function buildShell() {
   }, h("span", { class: "burger", "aria-hidden": "true" }));
   const header = h("header", { class: "topbar" },
     menuBtn,
-    h("a", { class: "brand", href: "#/" }, h("span", { class: "logo", "aria-hidden": "true" }), "confab"),
+    h("a", { class: "brand", href: "#/", "aria-label": "confab home" }, h("span", { class: "logo", "aria-hidden": "true" }), h("span", { class: "brand-name" }, "confab")),
     h("nav", { class: "nav", "aria-label": "Main" }, nav("#/", "Chat", "chat"), nav("#/courses", "Courses", "courses"), nav("#/settings", "Settings", "settings")),
     h("span", { class: "who", title: user?.email || "" }, user?.display_name || user?.email || ""),
     h("button", { type: "button", class: "ghost", id: "logout", onclick: () => API.logout(null) }, "Sign out"),
@@ -395,11 +395,13 @@ function chatView(sessionId, focusMessage, init = { agent: "dashboard" }) {
       ["What is ownership in Rust?", "How do I write a good prompt?", "Explain lifetimes with an example"].map((q) =>
         h("button", { type: "button", class: "chip", onclick: () => { input.value = q; send(); } }, q))));
   const scroller = h("div", { class: "scroller", id: "scroller" }, empty, list);
-  const input = h("textarea", { id: "prompt", rows: 1, placeholder: "Message confab (Enter to send, Shift+Enter for a new line)", "aria-label": "Message", maxlength: 60000 });
+  const input = h("textarea", { id: "prompt", rows: 1, placeholder: "Message confab", "aria-label": "Message", "aria-describedby": "prompt-hint", maxlength: 32000 });
   const sendBtn = h("button", { type: "submit", class: "primary", id: "send" }, "Send");
   const stopBtn = h("button", { type: "button", class: "danger-btn", id: "stop", hidden: true, onclick: () => cancel() }, "Stop");
   const form = h("form", { class: "composer", "aria-label": "Write a message" },
-    h("label", { for: "prompt", class: "sr-only" }, "Message"), input, stopBtn, sendBtn);
+    h("label", { for: "prompt", class: "sr-only" }, "Message"),
+    h("span", { id: "prompt-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape stops an answer."),
+    input, stopBtn, sendBtn);
   const view = h("section", { class: "chat", "aria-labelledby": "chat-title" },
     h("div", { class: "chat-head" }, title, badge), banner, scroller, form);
   replace(shell.main, view);
@@ -590,18 +592,22 @@ function chatView(sessionId, focusMessage, init = { agent: "dashboard" }) {
       h("div", { class: "who-label sr-only" }, "confab answered:"),
       h("div", { class: "bubble" }, stage, tools, body, sourcesBox, foot));
     const t = {
-      el, body, stage, tools, foot, text: "", sources: [], toolEls: new Map(), pending: false, lastRender: 0,
+      el, body, stage, tools, foot, text: "", sources: [], toolEls: new Map(), pending: false, lastRender: 0, cost: 0,
       schedule() {
         if (t.pending) return;
         t.pending = true;
-        // Re-render at most ~10 times a second (long answers stay cheap).
-        const wait = Math.max(0, 100 - (performance.now() - t.lastRender));
+        // Re-render at most ~10 times a second, and less often when a
+        // render is expensive (a long answer): the page stays responsive.
+        const gap = Math.max(100, 4 * t.cost);
+        const wait = Math.max(0, gap - (performance.now() - t.lastRender));
         setTimeout(() => requestAnimationFrame(() => {
           t.pending = false;
-          t.lastRender = performance.now();
+          const start = performance.now();
           const stick = nearBottom();
           t.draw();
           if (stick) toBottom();
+          t.lastRender = performance.now();
+          t.cost = t.lastRender - start;
         }), wait);
       },
       draw() {
@@ -801,8 +807,8 @@ function linkCitations(root, sources, owner) {
 function feedback(messageId) {
   const box = h("div", { class: "feedback", role: "group", "aria-label": "Rate this answer" });
   const state = { thumbs: null };
-  const up = h("button", { type: "button", class: "icon-btn thumb", "aria-label": "Good answer", "aria-pressed": "false", title: "Good answer" }, "👍");
-  const down = h("button", { type: "button", class: "icon-btn thumb", "aria-label": "Bad answer", "aria-pressed": "false", title: "Bad answer" }, "👎");
+  const up = h("button", { type: "button", class: "icon-btn thumb", "aria-label": "Good answer", "aria-pressed": "false", title: "Good answer" }, icon("up"));
+  const down = h("button", { type: "button", class: "icon-btn thumb", "aria-label": "Bad answer", "aria-pressed": "false", title: "Bad answer" }, icon("down"));
   const comment = h("form", { class: "fb-comment", hidden: true },
     h("label", { for: `fb-${messageId}`, class: "sr-only" }, "Comment on this answer"),
     h("input", { id: `fb-${messageId}`, type: "text", maxlength: 2000, placeholder: "What was good or wrong? (optional)" }),
@@ -994,7 +1000,7 @@ async function settingsView() {
   const created = h("div", { class: "created-key", hidden: true, role: "status" });
   const keyForm = h("form", { class: "settings-form", "aria-labelledby": "keys-title" },
     h("h2", { id: "keys-title" }, "API keys"),
-    h("p", { class: "hint" }, "Use a key as `Authorization: Bearer <key>` from scripts and OpenAI SDKs (base URL ", h("code", {}, `${location.origin}/v1`), ")."),
+    h("p", { class: "hint" }, "Send a key as ", h("code", {}, "Authorization: Bearer <key>"), " from scripts and OpenAI SDKs (base URL ", h("code", {}, `${location.origin}/v1`), ")."),
     created, keyList,
     h("label", { for: "key-name" }, "New key name"),
     h("div", { class: "row" }, keyName, h("button", { type: "submit", class: "primary" }, "Create key")));

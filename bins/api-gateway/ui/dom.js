@@ -75,3 +75,24 @@ export function toast(message, kind = "info") {
   box.append(t);
   setTimeout(() => t.remove(), kind === "error" ? 7000 : 3500);
 }
+
+const SVG = "http://www.w3.org/2000/svg";
+const ICONS = {
+  up: "M7 10v11H3V10h4zm2 11h8.3a2 2 0 0 0 2-1.6l1.3-7A2 2 0 0 0 18.6 10H14V5.5A2.5 2.5 0 0 0 11.5 3L9 10v11z",
+  down: "M17 14V3h4v11h-4zm-2-11H6.7a2 2 0 0 0-2 1.6l-1.3 7A2 2 0 0 0 5.4 14H10v4.5a2.5 2.5 0 0 0 2.5 2.5L15 14V3z",
+};
+
+/** A small inline SVG icon (built with the DOM, no markup parsing). */
+export function icon(name) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "16");
+  svg.setAttribute("height", "16");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", ICONS[name] || "");
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}

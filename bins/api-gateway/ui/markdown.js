@@ -11,7 +11,7 @@ const DOMPurify = globalThis.DOMPurify;
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => ESC[c]);
 
-const marked = new Marked({ gfm: true, breaks: true, async: false });
+const marked = new Marked({ gfm: true, breaks: false, async: false });
 marked.use({
   renderer: {
     // Raw HTML in the text is shown as text, never parsed.

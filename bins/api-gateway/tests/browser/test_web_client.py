@@ -156,7 +156,9 @@ def test_cancel_reload_search_and_export(new_context):
     expect(page.locator(".msg-user").filter(has_text=needle)).to_be_visible()
     assert session_id(page) == sid
 
-    # Export as Markdown: a download holding the conversation.
+    # Back to the list (clearing the search), export as Markdown: a
+    # download holding the conversation.
+    page.fill("#search", "")
     row = page.locator(f".session[data-id='{sid}']")
     row.locator("button.dots").click()
     with page.expect_download() as dl:
@@ -189,7 +191,8 @@ def test_untrusted_answer_renders_inert(new_context, stack):
                   headers={"content-type": "application/json", "authorization": f"Bearer {token}"})
     urlopen(req, timeout=10).read()
     page.evaluate("window.__pwned = 0")
-    code = "\n".join(f"let x{i} = {i};" for i in range(2500))  # ~40 KB of code
+    # ~27 KB of code (chat-service takes messages up to 32000 characters).
+    code = "\n".join(f"let x{i} = {i};" for i in range(1700))
     payload = (
         "Look: <img src=x onerror=\"window.__pwned=1;alert(1)\"> and "
         "<script>window.__pwned=2;alert(2)</script> and "
@@ -198,7 +201,13 @@ def test_untrusted_answer_renders_inert(new_context, stack):
         "```rust\n" + code + "\n```\n"
     )
     t0 = time.monotonic()
-    answer = ask(page, payload, timeout=60_000)
+    before = page.locator(".msg-assistant").count()
+    # (Typed in one go: Playwright's fill of 40 KB is slow, not the app.)
+    page.evaluate("t => { const el = document.querySelector('#prompt'); el.value = t; el.dispatchEvent(new Event('input')); }", payload)
+    page.press("#prompt", "Enter")
+    expect(page.locator(".msg-assistant")).to_have_count(before + 1)
+    wait_done(page, 60_000)
+    answer = page.locator(".msg-assistant").last
     took = time.monotonic() - t0
     md = answer.locator(".md")
     # Raw HTML shows as text; nothing of it is an element.
@@ -214,13 +223,13 @@ def test_untrusted_answer_renders_inert(new_context, stack):
     # The user's own message is plain text too.
     assert page.locator(".msg-user img, .msg-user script").count() == 0
     # The huge code block is there, inert, and the page stays responsive.
-    expect(md.locator("pre code")).to_contain_text("let x2499 = 2499;")
+    expect(md.locator("pre code")).to_contain_text("let x1699 = 1699;")
     t1 = time.monotonic()
     page.fill("#prompt", "still responsive")
     assert page.evaluate("1 + 1") == 2
     assert time.monotonic() - t1 < 2.0, "the page froze"
     assert page.evaluate("window.__pwned") == 0
-    print(f"\n[bench] a 40 KB answer (2500 lines of code) streamed and rendered in {took:.2f} s")
+    print(f"\n[bench] a {len(payload) // 1024} KB answer (1700 lines of code, {len(payload.split())} tokens) streamed and rendered in {took:.2f} s")
     shot(page, "untrusted")
 
 
@@ -361,7 +370,7 @@ def test_courses_settings_and_api_keys(new_context):
 def test_served_with_strict_headers(stack):
     def get(path, **headers):
         with urlopen(Request(stack.url + path, headers=headers), timeout=10) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, r.headers, r.read()
 
     status, h, body = get("/", **{"accept-encoding": "gzip"})
     assert status == 200 and h["Cache-Control"] == "no-cache" and h.get("Content-Encoding") == "gzip"
@@ -371,7 +380,7 @@ def test_served_with_strict_headers(stack):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "http" not in csp.replace("http://", "").replace("https://", "x")
     assert h["X-Content-Type-Options"] == "nosniff"
     html = __import__("gzip").decompress(body).decode()
-    assert "<script>" not in html and " on" not in re.sub(r"<(script|link)[^>]*>", "", html).lower().replace("noscript", "")
+    assert "<script>" not in html and not re.search(r"<[^>]+\son[a-z]+\s*=", html), "inline script"
     app = re.search(r'src="(/assets/app\.[0-9a-f]{8}\.js)"', html).group(1)
     status, h, _ = get(app, **{"accept-encoding": "br, gzip"})
     assert h["Cache-Control"] == "public, max-age=31536000, immutable" and h["Content-Encoding"] == "br"
@@ -387,7 +396,7 @@ def test_first_load_size_and_time(new_context, stack):
     for _ in range(3):
         ctx, page = new_context()
         finished = []
-        page.on("requestfinished", finished.append)
+        page.on("requestfinished", lambda r: finished.append(r))
         page.goto("/", wait_until="load")
         expect(page.locator("#auth-email")).to_be_focused()
         sizes = [(r.url, r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]) for r in finished]
