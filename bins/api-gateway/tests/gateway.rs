@@ -12,11 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{SECRET, Stack, sse_data};
 use confab_store::Db;
 use confab_testkit::FakeLlmConfig;
-use futures_util::{SinkExt, StreamExt};
+use confab_testkit::ws::WsClient;
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn fast() -> FakeLlmConfig {
     FakeLlmConfig::default()
@@ -395,64 +394,29 @@ async fn chat_through_the_gateway(db: Db) {
         "{}/ws/chat?token={access}",
         s.url.replace("http://", "ws://")
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    ws.send(Ws::Text(
-        json!({"type": "init", "agent": "dashboard", "session_id": session_id})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    let mut events = Vec::new();
-    while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-    {
-        if let Ws::Text(t) = msg.unwrap() {
-            let e: Value = serde_json::from_str(&t).unwrap();
-            let t = e["type"].as_str().unwrap().to_owned();
-            events.push(e);
-            if t == "ready" {
-                ws.send(Ws::Text(
-                    json!({"type": "chat_message", "content": "again"})
-                        .to_string()
-                        .into(),
-                ))
-                .await
-                .unwrap();
-            }
-            if t == "done" || t == "error" {
-                break;
-            }
-        }
-    }
+    let mut ws = WsClient::connect(&url, &[]).await.unwrap();
+    let events = ws
+        .converse(
+            &json!({"type": "init", "agent": "dashboard", "session_id": session_id}),
+            &json!({"type": "chat_message", "content": "again"}),
+        )
+        .await;
     assert_eq!(events[0]["type"], "ready");
     assert_eq!(events[0]["history"].as_array().unwrap().len(), 2);
     assert_eq!(events.last().unwrap()["type"], "done");
     assert_eq!(events.last().unwrap()["session_id"], session_id.as_str());
 
     // Header auth on WS; a client that goes away cancels upstream.
-    let mut req = format!("{}/ws/chat", s.url.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {access}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Ws::Text(json!({"message": "bye"}).to_string().into()))
+    let url = format!("{}/ws/chat", s.url.replace("http://", "ws://"));
+    let bearer = format!("Bearer {access}");
+    let mut ws = WsClient::connect(&url, &[("Authorization", bearer.as_str())])
         .await
         .unwrap();
+    ws.send(&json!({"message": "bye"})).await;
     let mut tokens = 0;
-    while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-    {
-        if let Ws::Text(t) = msg.unwrap()
-            && t.contains("\"type\":\"token\"")
-        {
+    while tokens < 2 {
+        if ws.event().await["type"] == "token" {
             tokens += 1;
-            if tokens == 2 {
-                break;
-            }
         }
     }
     let before = s.llm.disconnects();
@@ -564,20 +528,10 @@ async fn users_are_isolated_through_the_gateway(db: Db) {
     }
     // B cannot resume A's session over WS.
     let url = format!("{}/ws/chat?token={b}", s.url.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    ws.send(Ws::Text(
-        json!({"type": "init", "agent": "dashboard", "session_id": sid})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let e: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    let mut ws = WsClient::connect(&url, &[]).await.unwrap();
+    ws.send(&json!({"type": "init", "agent": "dashboard", "session_id": sid}))
+        .await;
+    let e = ws.event().await;
     assert_eq!(
         (e["type"].as_str(), e["code"].as_str()),
         (Some("error"), Some("not_found"))

@@ -25,10 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use confab_testkit::ws::WsClient;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message as Ws;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -157,54 +156,31 @@ async fn ws_round(
     init: Value,
     content: &str,
 ) -> (Vec<Value>, String) {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = ws_url.into_client_request().unwrap();
-    if let Some(id) = request_id {
-        request
-            .headers_mut()
-            .insert("x-request-id", id.parse().unwrap());
-    }
-    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let answered_id = response.headers()["x-request-id"]
+    let headers: Vec<(&str, &str)> = request_id
+        .map(|id| ("x-request-id", id))
+        .into_iter()
+        .collect();
+    let mut ws = WsClient::connect_within(ws_url, &headers, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let answered_id = ws.response().headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    ws.send(Ws::Text(init.to_string().into())).await.unwrap();
-    let mut events = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("a WS event within 30 s")
-            .expect("the socket stays open until done")
-            .unwrap();
-        let Ws::Text(t) = msg else { continue };
-        let e: Value = serde_json::from_str(&t).unwrap();
-        let kind = e["type"].as_str().unwrap().to_owned();
-        events.push(e);
-        if kind == "ready" {
-            ws.send(Ws::Text(
-                json!({"type": "chat_message", "content": content})
-                    .to_string()
-                    .into(),
-            ))
-            .await
-            .unwrap();
-        }
-        if kind == "done" || kind == "error" {
-            break;
-        }
-    }
-    let _ = ws.close(None).await;
+    let message = json!({"type": "chat_message", "content": content});
+    let events = ws.converse(&init, &message).await;
+    ws.close().await;
     (events, answered_id)
 }
 
 /// The JSON log lines of `service` in the stack at `dir` (non-JSON lines,
-/// e.g. a panic message, fail the test).
+/// e.g. a panic message, fail the test). A last line still being written
+/// (no newline yet) is left for the next read.
 fn log_lines(dir: &Path, service: &str) -> Vec<Value> {
     std::fs::read_to_string(dir.join(format!("logs/{service}.log")))
         .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
         .map(|l| {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("{service}: not JSON ({e}): {l}"))
         })
@@ -223,31 +199,49 @@ fn request_id_of(line: &Value) -> Option<&str> {
 
 /// Checks that request `id` was logged by the gateway (its request line, for
 /// `path`) and by one chat-service replica, there with the answer's own
-/// `answer streamed` line.
-fn assert_logged_in_both(dir: &Path, id: &str, path: &str) {
+/// `answer streamed` line. The processes write their logs as they go: this
+/// polls for up to 10 s before it fails.
+async fn assert_logged_in_both(dir: &Path, id: &str, path: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match logged_in_both(dir, id, path) {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// [`assert_logged_in_both`]'s check, once.
+fn logged_in_both(dir: &Path, id: &str, path: &str) -> Result<(), String> {
     let gateway: Vec<Value> = log_lines(dir, "api-gateway")
         .into_iter()
         .filter(|l| request_id_of(l) == Some(id))
         .collect();
-    assert!(
-        gateway
-            .iter()
-            .any(|l| l["message"] == "request" && l["span"]["path"] == path),
-        "the gateway did not log request {id} for {path}: {gateway:?}"
-    );
+    if !gateway
+        .iter()
+        .any(|l| l["message"] == "request" && l["span"]["path"] == path)
+    {
+        return Err(format!(
+            "the gateway did not log request {id} for {path}: {gateway:?}"
+        ));
+    }
     let replicas: Vec<Value> = ["chat-service-1", "chat-service-2"]
         .iter()
         .flat_map(|s| log_lines(dir, s))
         .filter(|l| request_id_of(l) == Some(id))
         .collect();
-    assert!(
-        replicas.iter().any(|l| l["message"] == "request"),
-        "no chat-service request line for {id}: {replicas:?}"
-    );
-    assert!(
-        replicas.iter().any(|l| l["message"] == "answer streamed"),
-        "the answer of {id} was not logged under its id: {replicas:?}"
-    );
+    if !replicas.iter().any(|l| l["message"] == "request") {
+        return Err(format!(
+            "no chat-service request line for {id}: {replicas:?}"
+        ));
+    }
+    if !replicas.iter().any(|l| l["message"] == "answer streamed") {
+        return Err(format!(
+            "the answer of {id} was not logged under its id: {replicas:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Registers `email` through the gateway at `url`, then logs in; returns
@@ -412,10 +406,9 @@ async fn native_stack_end_to_end() {
 
     // One request id per request, in the logs of both processes; every
     // answer a replica logged carries the id of a request the gateway logged.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_ne!(ws_id, sse_id);
-    assert_logged_in_both(&stack.dir, &ws_id, "/ws/chat");
-    assert_logged_in_both(&stack.dir, &sse_id, "/api/chat/stream");
+    assert_logged_in_both(&stack.dir, &ws_id, "/ws/chat").await;
+    assert_logged_in_both(&stack.dir, &sse_id, "/api/chat/stream").await;
     let gateway_ids: Vec<String> = log_lines(&stack.dir, "api-gateway")
         .iter()
         .filter_map(|l| request_id_of(l).map(str::to_owned))
@@ -543,7 +536,7 @@ async fn native_stack_end_to_end() {
     assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
     assert_eq!(events.last().unwrap()["session_id"], sid.as_str());
     assert_eq!(messages(&client, &url, &sid, &access).await.len(), 6);
-    assert_logged_in_both(&stack.dir, "e2e-ws-after-restart", "/ws/chat");
+    assert_logged_in_both(&stack.dir, "e2e-ws-after-restart", "/ws/chat").await;
 
     // Stop is clean and idempotent.
     stack.ok(&["stop", &d]);

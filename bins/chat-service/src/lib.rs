@@ -8,10 +8,9 @@
 //!
 //! Layout: [`routes`] is the route table; `sessions`, `messages`,
 //! `memory`, `system` and `admin` hold the handlers; [`mod@openapi`] the
-//! document's base and schemas; [`adapters`] the agents crate's store
-//! traits over the history services.
+//! document's base and schemas. The agents crate's store traits over the
+//! history services are `confab_agents::history` (feature `history`).
 
-pub mod adapters;
 mod admin;
 pub mod catalog;
 pub mod chat;

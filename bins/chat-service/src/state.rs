@@ -13,9 +13,9 @@ use confab_store::Db;
 use tokio_util::sync::CancellationToken;
 
 use confab_agents::Engine;
+use confab_agents::history::{HistoryConversationStore, HistoryMemoryStore};
 use confab_web::ApiError;
 
-use crate::adapters::{HistoryConversationStore, HistoryMemoryStore};
 use crate::chat::{ChatLimits, ChatState};
 
 /// Shared state of the service (wrapped in `web::Data`, so one per process).

@@ -13,16 +13,13 @@ use common::{KEY, Options, Server};
 use confab_history::HistoryConfig;
 use confab_llm::LlmConfig;
 use confab_store::Db;
+use confab_testkit::ws::WsClient;
 use confab_testkit::{FakeLlm, FakeLlmConfig};
 use confab_web::Vars;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as Ws};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A chat-service whose engine is wired from variables to `llm` answering as `model`.
 async fn chat_server(db: Db, llm: &FakeLlm, model: &str, limits: ChatLimits) -> Server {
@@ -55,47 +52,10 @@ fn slow_llm(tokens: usize, delay_ms: u64) -> FakeLlmConfig {
 }
 
 /// A WebSocket to `/ws/chat` as `user` (behind the gateway).
-async fn connect(server: &Server, user: &str) -> Socket {
+async fn connect(server: &Server, user: &str) -> WsClient {
     let url = format!("{}/ws/chat", server.url.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("X-Internal-Auth", KEY.parse().unwrap());
-    req.headers_mut().insert("X-User-Id", user.parse().unwrap());
-    let (socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    socket
-}
-
-async fn send(ws: &mut Socket, value: Value) {
-    ws.send(Ws::Text(value.to_string().into())).await.unwrap();
-}
-
-/// The next protocol event (skipping pings), within 10 s.
-async fn next(ws: &mut Socket) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the socket is open")
-            .unwrap();
-        match msg {
-            Ws::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Ws::Ping(_) | Ws::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
-
-/// Events up to and including `done` or `error`.
-async fn until_end(ws: &mut Socket) -> Vec<Value> {
-    let mut events = Vec::new();
-    loop {
-        let e = next(ws).await;
-        let end = e["type"] == "done" || e["type"] == "error";
-        events.push(e);
-        if end {
-            return events;
-        }
-    }
+    let headers = [("X-Internal-Auth", KEY), ("X-User-Id", user)];
+    WsClient::connect(&url, &headers).await.unwrap()
 }
 
 fn kinds(events: &[Value]) -> Vec<String> {
@@ -124,20 +84,18 @@ async fn ws_conversation_two_turns_and_resume(db: Db) {
     let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
     let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
     let mut ws = connect(&server, "alice").await;
-    send(&mut ws, json!({"type": "init", "agent": "dashboard"})).await;
-    let ready = next(&mut ws).await;
+    ws.send(&json!({"type": "init", "agent": "dashboard"}))
+        .await;
+    let ready = ws.event().await;
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["agent"], "dashboard");
     assert_eq!(ready["backend"], "simple");
     assert_eq!(ready["history"], json!([]));
     let session_id = ready["session_id"].as_str().unwrap().to_owned();
 
-    send(
-        &mut ws,
-        json!({"type": "chat_message", "content": "hello there"}),
-    )
-    .await;
-    let events = until_end(&mut ws).await;
+    ws.send(&json!({"type": "chat_message", "content": "hello there"}))
+        .await;
+    let events = ws.until_end().await;
     assert_eq!(
         kinds(&events),
         [
@@ -153,25 +111,19 @@ async fn ws_conversation_two_turns_and_resume(db: Db) {
     let done = events.last().unwrap();
     assert_eq!(done["session_id"], session_id.as_str());
     assert_eq!(done["model"], "echo");
-    send(
-        &mut ws,
-        json!({"type": "chat_message", "content": "second turn"}),
-    )
-    .await;
-    let events = until_end(&mut ws).await;
+    ws.send(&json!({"type": "chat_message", "content": "second turn"}))
+        .await;
+    let events = ws.until_end().await;
     assert_eq!(text_of(&events), "second turn");
-    send(&mut ws, json!({"type": "ping"})).await;
-    assert_eq!(next(&mut ws).await, json!({"type": "pong"}));
-    ws.close(None).await.unwrap();
+    ws.send(&json!({"type": "ping"})).await;
+    assert_eq!(ws.event().await, json!({"type": "pong"}));
+    ws.socket().close(None).await.unwrap();
 
     // A new connection resumes with the history.
     let mut ws = connect(&server, "alice").await;
-    send(
-        &mut ws,
-        json!({"type": "init", "agent": "dashboard", "session_id": session_id}),
-    )
-    .await;
-    let ready = next(&mut ws).await;
+    ws.send(&json!({"type": "init", "agent": "dashboard", "session_id": session_id}))
+        .await;
+    let ready = ws.event().await;
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["session_id"], session_id.as_str());
     let history: Vec<(String, String)> = ready["history"]
@@ -194,8 +146,9 @@ async fn ws_conversation_two_turns_and_resume(db: Db) {
             ("assistant".into(), "second turn".into()),
         ]
     );
-    send(&mut ws, json!({"type": "chat_message", "content": "third"})).await;
-    let events = until_end(&mut ws).await;
+    ws.send(&json!({"type": "chat_message", "content": "third"}))
+        .await;
+    let events = ws.until_end().await;
     assert_eq!(events.last().unwrap()["session_id"], session_id.as_str());
     // The model saw the earlier turns.
     let body = llm.requests().last().unwrap().body.clone();
@@ -209,28 +162,25 @@ async fn ws_conversation_two_turns_and_resume(db: Db) {
 
     // Another user cannot resume it.
     let mut ws = connect(&server, "mallory").await;
-    send(
-        &mut ws,
-        json!({"type": "init", "agent": "dashboard", "session_id": session_id}),
-    )
-    .await;
-    let e = next(&mut ws).await;
+    ws.send(&json!({"type": "init", "agent": "dashboard", "session_id": session_id}))
+        .await;
+    let e = ws.event().await;
     assert_eq!(e["type"], "error");
     assert_eq!(e["code"], "not_found");
     // ...and the connection lives on.
-    send(&mut ws, json!({"type": "ping"})).await;
-    assert_eq!(next(&mut ws).await["type"], "pong");
+    ws.send(&json!({"type": "ping"})).await;
+    assert_eq!(ws.event().await["type"], "pong");
 }
 
 async fn ws_bare_message_form(db: Db) {
     let llm = FakeLlm::start_with(FakeLlmConfig::default()).await;
     let server = chat_server(db, &llm, "echo", ChatLimits::default()).await;
     let mut ws = connect(&server, "bob").await;
-    send(&mut ws, json!({"message": "seed form"})).await;
-    let ready = next(&mut ws).await;
+    ws.send(&json!({"message": "seed form"})).await;
+    let ready = ws.event().await;
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["agent"], "dashboard");
-    let events = until_end(&mut ws).await;
+    let events = ws.until_end().await;
     assert_eq!(text_of(&events), "seed form");
     assert_eq!(events.last().unwrap()["type"], "done");
 }
@@ -239,21 +189,20 @@ async fn ws_cancel_mid_stream_keeps_partial(db: Db) {
     let llm = FakeLlm::start_with(slow_llm(300, 20)).await;
     let server = chat_server(db, &llm, "slow", ChatLimits::default()).await;
     let mut ws = connect(&server, "carol").await;
-    send(&mut ws, json!({"type": "init", "agent": "dashboard"})).await;
-    let session_id = next(&mut ws).await["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    send(&mut ws, json!({"type": "chat_message", "content": "go"})).await;
+    ws.send(&json!({"type": "init", "agent": "dashboard"}))
+        .await;
+    let session_id = ws.event().await["session_id"].as_str().unwrap().to_owned();
+    ws.send(&json!({"type": "chat_message", "content": "go"}))
+        .await;
     let mut events = Vec::new();
     loop {
-        let e = next(&mut ws).await;
+        let e = ws.event().await;
         let tokens = events
             .iter()
             .filter(|e: &&Value| e["type"] == "token")
             .count();
         if e["type"] == "token" && tokens == 4 {
-            send(&mut ws, json!({"type": "cancel"})).await;
+            ws.send(&json!({"type": "cancel"})).await;
         }
         let end = e["type"] == "done" || e["type"] == "error";
         events.push(e);
@@ -293,19 +242,17 @@ async fn ws_busy_while_streaming(db: Db) {
     let llm = FakeLlm::start_with(slow_llm(20, 20)).await;
     let server = chat_server(db, &llm, "slow", ChatLimits::default()).await;
     let mut ws = connect(&server, "dave").await;
-    send(&mut ws, json!({"type": "chat_message", "content": "first"})).await;
-    assert_eq!(next(&mut ws).await["type"], "ready");
-    assert_eq!(next(&mut ws).await["type"], "stage");
-    send(
-        &mut ws,
-        json!({"type": "chat_message", "content": "second"}),
-    )
-    .await;
-    let events = until_end(&mut ws).await;
+    ws.send(&json!({"type": "chat_message", "content": "first"}))
+        .await;
+    assert_eq!(ws.event().await["type"], "ready");
+    assert_eq!(ws.event().await["type"], "stage");
+    ws.send(&json!({"type": "chat_message", "content": "second"}))
+        .await;
+    let events = ws.until_end().await;
     let busy: Vec<&Value> = events.iter().filter(|e| e["type"] == "error").collect();
     // The busy error arrives mid-stream; the first answer still ends with done.
     let rest = if events.last().unwrap()["type"] == "error" {
-        until_end(&mut ws).await
+        ws.until_end().await
     } else {
         Vec::new()
     };
@@ -335,33 +282,30 @@ async fn ws_malformed_and_oversized_frames(db: Db) {
         r#"{"message": 5}"#,
         r#"{"type":"init","agent":"robot"}"#,
     ] {
-        ws.send(Ws::Text(bad.into())).await.unwrap();
-        let e = next(&mut ws).await;
+        ws.socket().send(Ws::Text(bad.into())).await.unwrap();
+        let e = ws.event().await;
         assert_eq!(e["type"], "error", "{bad}");
         assert_eq!(e["code"], "bad_frame", "{bad}");
         assert!(!e["message"].as_str().unwrap().is_empty());
     }
-    ws.send(Ws::Binary(vec![1, 2, 3].into())).await.unwrap();
-    assert_eq!(next(&mut ws).await["code"], "bad_frame");
+    ws.socket()
+        .send(Ws::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(ws.event().await["code"], "bad_frame");
     // A course session without a course id is refused, the socket lives.
-    send(&mut ws, json!({"type": "init", "agent": "course"})).await;
-    assert_eq!(next(&mut ws).await["code"], "missing_course");
-    send(
-        &mut ws,
-        json!({"type": "chat_message", "content": "still alive"}),
-    )
-    .await;
-    assert_eq!(next(&mut ws).await["type"], "ready");
-    assert_eq!(text_of(&until_end(&mut ws).await), "still alive");
+    ws.send(&json!({"type": "init", "agent": "course"})).await;
+    assert_eq!(ws.event().await["code"], "missing_course");
+    ws.send(&json!({"type": "chat_message", "content": "still alive"}))
+        .await;
+    assert_eq!(ws.event().await["type"], "ready");
+    assert_eq!(text_of(&ws.until_end().await), "still alive");
     // Too large: an error event, then close 1009.
-    send(
-        &mut ws,
-        json!({"type": "chat_message", "content": "x".repeat(4000)}),
-    )
-    .await;
-    let e = next(&mut ws).await;
+    ws.send(&json!({"type": "chat_message", "content": "x".repeat(4000)}))
+        .await;
+    let e = ws.event().await;
     assert_eq!(e["code"], "message_too_large");
-    let close = tokio::time::timeout(Duration::from_secs(5), ws.next())
+    let close = tokio::time::timeout(Duration::from_secs(5), ws.socket().next())
         .await
         .unwrap();
     match close {
@@ -819,11 +763,12 @@ async fn ws_idle_connections_are_closed(db: Db) {
     };
     let server = chat_server(db, &llm, "echo", limits).await;
     let mut ws = connect(&server, "ivy").await;
-    send(&mut ws, json!({"type": "chat_message", "content": "hi"})).await;
-    assert_eq!(until_end(&mut ws).await.last().unwrap()["type"], "done");
+    ws.send(&json!({"type": "chat_message", "content": "hi"}))
+        .await;
+    assert_eq!(ws.until_end().await.last().unwrap()["type"], "done");
     let started = std::time::Instant::now();
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+        match tokio::time::timeout(Duration::from_secs(5), ws.socket().next())
             .await
             .unwrap()
         {

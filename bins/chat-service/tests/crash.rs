@@ -21,17 +21,12 @@ use std::time::{Duration, Instant};
 
 use confab_store::diesel::{self, RunQueryDsl as _};
 use confab_store::{Db, DbConfig, DbConnection};
+use confab_testkit::ws::WsClient;
 use confab_testkit::{FakeLlm, FakeLlmConfig, TestDb};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Conversations streaming when the server is killed.
 const CONVERSATIONS: usize = 20;
@@ -135,30 +130,10 @@ async fn collect(out: impl AsyncRead + Unpin, into: Arc<Mutex<String>>) {
 // ---------------------------------------------------------------------------
 // Clients.
 
-async fn connect(service: &Service, user: &str) -> Socket {
-    let mut req = service.ws_url().into_client_request().unwrap();
-    req.headers_mut().insert("X-User-Id", user.parse().unwrap());
-    let (socket, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
+async fn connect(service: &Service, user: &str) -> WsClient {
+    WsClient::connect_within(&service.ws_url(), &[("X-User-Id", user)], PATIENCE)
         .await
-        .expect("WebSocket handshake timed out")
-        .unwrap_or_else(|e| panic!("cannot connect as {user}: {e}"));
-    socket
-}
-
-/// The next text frame as JSON (skipping pings); `None` once the socket is
-/// closed or broken.
-async fn next_event(ws: &mut Socket) -> Option<Value> {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("no frame within the patience bound")?;
-        match msg {
-            Ok(Ws::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
-            Ok(Ws::Ping(_) | Ws::Pong(_) | Ws::Frame(_)) => continue,
-            Ok(Ws::Binary(b)) => panic!("unexpected binary frame {b:?}"),
-            Ok(Ws::Close(_)) | Err(_) => return None,
-        }
-    }
+        .unwrap_or_else(|e| panic!("cannot connect as {user}: {e}"))
 }
 
 fn user_of(i: usize) -> String {
@@ -191,28 +166,24 @@ enum Progress {
 /// One conversation: sends its message and reads until the socket dies
 /// (or the answer is done).
 async fn conversation(ws_url: String, i: usize, progress: mpsc::UnboundedSender<Progress>) -> Seen {
-    let mut req = ws_url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("X-User-Id", user_of(i).parse().unwrap());
     let mut seen = Seen::default();
-    let Ok(connected) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req)).await
-    else {
-        panic!("client {i}: WebSocket handshake timed out")
-    };
+    let user = user_of(i);
     // The server may already be dead (a kill while conversations start).
-    let Ok((mut ws, _)) = connected else {
+    let Ok(mut ws) =
+        WsClient::connect_within(&ws_url, &[("X-User-Id", user.as_str())], PATIENCE).await
+    else {
         return seen;
     };
     let frame = json!({"type": "chat_message", "content": content_of(i)});
-    if ws.send(Ws::Text(frame.to_string().into())).await.is_err() {
+    if ws.try_send(&frame).await.is_err() {
         return seen;
     }
-    let Some(ready) = next_event(&mut ws).await else {
+    let Some(ready) = ws.next_event().await else {
         return seen;
     };
     assert_eq!(ready["type"], "ready", "client {i}: {ready}");
     seen.session_id = Some(ready["session_id"].as_str().unwrap().to_owned());
-    while let Some(event) = next_event(&mut ws).await {
+    while let Some(event) = ws.next_event().await {
         let kind = event["type"].as_str().unwrap_or_default().to_owned();
         assert_ne!(kind, "error", "client {i}: {event}");
         if !seen.acknowledged {
@@ -489,21 +460,21 @@ async fn kill_and_restart(database_url: &str, check_db: Option<&Db>, kill_at: Ki
     let first = acked[0];
     let mut ws = connect(&service, &user_of(first)).await;
     let init = json!({"type": "init", "agent": "dashboard", "session_id": seen[&first].session_id});
-    ws.send(Ws::Text(init.to_string().into())).await.unwrap();
-    let ready = next_event(&mut ws).await.expect("ready");
+    ws.send(&init).await;
+    let ready = ws.next_event().await.expect("ready");
     assert_eq!(ready["type"], "ready", "{ready}");
     assert_eq!(ready["history"][0]["content"], content_of(first), "{ready}");
     let msg = json!({"type": "chat_message", "content": "after the crash"});
-    ws.send(Ws::Text(msg.to_string().into())).await.unwrap();
+    ws.send(&msg).await;
     let done = loop {
-        let e = next_event(&mut ws).await.expect("the answer streams");
+        let e = ws.next_event().await.expect("the answer streams");
         assert_ne!(e["type"], "error", "{e}");
         if e["type"] == "done" {
             break e;
         }
     };
     assert_eq!(done["finish_reason"], "stop", "{done}");
-    let _ = ws.close(None).await;
+    ws.close().await;
 
     if database_url.starts_with("sqlite") {
         sqlite_is_sound(database_url);

@@ -21,6 +21,25 @@ struct Service {
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+impl Service {
+    /// The log lines from index `from` on, once one of them contains
+    /// `needle` (stderr is read in the background: polled for up to 30 s).
+    async fn lines_until(&self, from: usize, needle: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = self.logs.lock().unwrap()[from..].to_vec();
+            if lines.iter().any(|l| l.contains(needle)) {
+                return lines;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?} within 30 s: {lines:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 async fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Service {
     let mut child = support::child::command(dir, vars).spawn().unwrap();
     let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -166,8 +185,7 @@ async fn every_log_line_of_a_chat_carries_the_request_id() {
     .await;
     let client = reqwest::Client::new();
     // Let start-up work (course indexing) finish before watching.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mark = svc.logs.lock().unwrap().len();
+    let mark = svc.lines_until(0, "courses indexed").await.len();
     let id = format!("req-{}", uuid::Uuid::new_v4());
     let body = client
         .get(format!("{}/api/chat/stream?message=hello%20logs", svc.url))
@@ -180,12 +198,8 @@ async fn every_log_line_of_a_chat_carries_the_request_id() {
         .await
         .unwrap();
     assert!(body.contains("\"done\""), "{body}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let lines: Vec<String> = svc.logs.lock().unwrap()[mark..].to_vec();
-    assert!(
-        lines.iter().any(|l| l.contains("answer streamed")),
-        "the streamed answer logged nothing: {lines:?}"
-    );
+    // Fails (after a while) when the streamed answer logged nothing.
+    let lines = svc.lines_until(mark, "answer streamed").await;
     for line in &lines {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -202,9 +216,6 @@ async fn every_log_line_of_a_chat_carries_the_request_id() {
         .await
         .unwrap();
     let minted = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        svc.logs.lock().unwrap().iter().any(|l| l.contains(&minted)),
-        "minted id {minted} not logged"
-    );
+    // Fails (after a while) when the minted id is not logged.
+    svc.lines_until(0, &minted).await;
 }

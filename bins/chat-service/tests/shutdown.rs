@@ -10,18 +10,14 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use confab_testkit::ws::{Frame, WsClient};
 use confab_testkit::{FakeLlm, FakeLlmConfig};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Bound of every wait (a loaded 2-core machine is slow, not stuck).
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -141,39 +137,8 @@ fn vars(database_url: &str, llm: &FakeLlm, grace_secs: u64) -> Vec<(&'static str
 async fn connect(
     ws_url: &str,
     user: &str,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut req = ws_url.into_client_request().unwrap();
-    req.headers_mut().insert("X-User-Id", user.parse().unwrap());
-    tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("WebSocket handshake timed out")
-        .map(|(socket, _)| socket)
-}
-
-async fn send(ws: &mut Socket, value: Value) {
-    ws.send(Ws::Text(value.to_string().into())).await.unwrap();
-}
-
-/// What arrives on a socket.
-enum Frame {
-    Event(Value),
-    /// A close frame (code), or `None` when the socket broke without one.
-    Closed(Option<CloseCode>),
-}
-
-async fn next_frame(ws: &mut Socket) -> Frame {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("no frame within the patience bound");
-        match msg {
-            Some(Ok(Ws::Text(t))) => return Frame::Event(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Ws::Ping(_) | Ws::Pong(_) | Ws::Frame(_))) => continue,
-            Some(Ok(Ws::Binary(b))) => panic!("unexpected binary frame {b:?}"),
-            Some(Ok(Ws::Close(frame))) => return Frame::Closed(frame.map(|f| f.code)),
-            Some(Err(_)) | None => return Frame::Closed(None),
-        }
-    }
+) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+    WsClient::connect_within(ws_url, &[("X-User-Id", user)], PATIENCE).await
 }
 
 /// One streamed conversation as its client saw it.
@@ -200,12 +165,9 @@ async fn conversation(
     let mut ws = connect(&ws_url, &user)
         .await
         .unwrap_or_else(|e| panic!("{user}: cannot connect: {e}"));
-    send(
-        &mut ws,
-        json!({"type": "chat_message", "content": words.join(" ")}),
-    )
-    .await;
-    let Frame::Event(ready) = next_frame(&mut ws).await else {
+    ws.send(&json!({"type": "chat_message", "content": words.join(" ")}))
+        .await;
+    let Frame::Event(ready) = ws.next_frame().await else {
         panic!("{user}: closed before ready")
     };
     assert_eq!(ready["type"], "ready", "{user}: {ready}");
@@ -220,7 +182,7 @@ async fn conversation(
         closed_at: Instant::now(),
     };
     loop {
-        match next_frame(&mut ws).await {
+        match ws.next_frame().await {
             Frame::Event(e) => {
                 assert!(seen.done.is_none(), "{}: event after done: {e}", seen.user);
                 assert_ne!(e["type"], "error", "{}: {e}", seen.user);
@@ -311,8 +273,8 @@ fn words(prefix: &str, n: usize) -> Vec<String> {
 
 /// Waits for a socket that sends nothing to be closed; returns the close
 /// code and when it came.
-async fn idle_until_closed(mut ws: Socket) -> (Option<CloseCode>, Instant) {
-    match next_frame(&mut ws).await {
+async fn idle_until_closed(mut ws: WsClient) -> (Option<CloseCode>, Instant) {
+    match ws.next_frame().await {
         Frame::Event(e) => panic!("an idle socket got an event: {e}"),
         Frame::Closed(code) => (code, Instant::now()),
     }
@@ -334,22 +296,12 @@ async fn get_json(client: &reqwest::Client, url: String, user: &str) -> Value {
 /// Expects connecting to be refused (connection error or an HTTP error
 /// status), not a WebSocket.
 async fn assert_refused(ws_url: &str, what: &str) {
-    let attempt =
-        tokio::time::timeout(Duration::from_secs(10), connect_raw(ws_url, "late-user")).await;
+    let attempt = tokio::time::timeout(Duration::from_secs(10), connect(ws_url, "late-user")).await;
     match attempt {
         Ok(Err(e)) => eprintln!("{what}: refused as expected: {e}"),
         Ok(Ok(_)) => panic!("{what}: a new WebSocket was accepted after shutdown began"),
         Err(_) => panic!("{what}: a new connection hung instead of being refused"),
     }
-}
-
-async fn connect_raw(
-    ws_url: &str,
-    user: &str,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut req = ws_url.into_client_request().unwrap();
-    req.headers_mut().insert("X-User-Id", user.parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.map(|(s, _)| s)
 }
 
 // ---------------------------------------------------------------------------
@@ -370,8 +322,9 @@ async fn sigterm_finishes_short_answers_and_cancels_long_ones() {
 
     // An idle socket (session opened, nothing asked).
     let mut idle = connect(&ws_url, "idle-user").await.unwrap();
-    send(&mut idle, json!({"type": "init", "agent": "dashboard"})).await;
-    let Frame::Event(ready) = next_frame(&mut idle).await else {
+    idle.send(&json!({"type": "init", "agent": "dashboard"}))
+        .await;
+    let Frame::Event(ready) = idle.next_frame().await else {
         panic!("idle socket closed")
     };
     assert_eq!(ready["type"], "ready");
@@ -560,16 +513,18 @@ async fn sigterm_closes_idle_sockets_at_once() {
     let mut service = Service::start(dir.path(), &vars(&db, &llm, grace.as_secs())).await;
     let ws_url = service.ws_url();
     let mut opened = connect(&ws_url, "idle-a").await.unwrap();
-    send(&mut opened, json!({"type": "init", "agent": "dashboard"})).await;
-    let Frame::Event(ready) = next_frame(&mut opened).await else {
+    opened
+        .send(&json!({"type": "init", "agent": "dashboard"}))
+        .await;
+    let Frame::Event(ready) = opened.next_frame().await else {
         panic!("closed before ready")
     };
     assert_eq!(ready["type"], "ready");
     // One that answered a question and is now idle.
     let mut answered = connect(&ws_url, "idle-b").await.unwrap();
-    send(&mut answered, json!({"message": "hello"})).await;
+    answered.send(&json!({"message": "hello"})).await;
     loop {
-        match next_frame(&mut answered).await {
+        match answered.next_frame().await {
             Frame::Event(e) if e["type"] == "done" => break,
             Frame::Event(e) => assert_ne!(e["type"], "error", "{e}"),
             Frame::Closed(code) => panic!("closed mid-answer: {code:?}"),

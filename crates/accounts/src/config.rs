@@ -1,8 +1,29 @@
 //! Configuration of the accounts services, passed in by the caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::AccountsError;
+
+/// Where the token service reads the time: issuing (`iat`, `nbf`, `exp`),
+/// checking access tokens and refresh-token expiry. Tests pass a clock they
+/// can move instead of sleeping.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
 
 /// Shortest JWT secret accepted, in bytes (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -20,6 +41,8 @@ pub struct JwtConfig {
     pub refresh_ttl: Duration,
     /// Clock skew tolerated on `exp` and `nbf` (default 5 seconds).
     pub leeway: Duration,
+    /// The token service's time (default [`SystemClock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for JwtConfig {
@@ -43,6 +66,7 @@ impl JwtConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             leeway: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
         }
     }
 

@@ -36,7 +36,9 @@ pub mod validate;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKeyService};
 pub use catalog::{CatalogService, DEMO_TRACKS};
-pub use config::{AccountsConfig, JwtConfig, MIN_SECRET_BYTES, PasswordHashing};
+pub use config::{
+    AccountsConfig, Clock, JwtConfig, MIN_SECRET_BYTES, PasswordHashing, SystemClock,
+};
 pub use error::AccountsError;
 pub use secret::load_or_create_secret;
 pub use tokens::{ACCESS_TYP, Claims, TokenService};

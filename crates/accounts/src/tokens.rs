@@ -10,23 +10,22 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration as ChronoDuration, NaiveDateTime};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, SubsecRound, Utc};
 use confab_models::accounts::{TokenPair, User, UserRole};
 use confab_store::schema::refresh_tokens::dsl as rt;
 use confab_store::schema::users::dsl as u;
 use confab_store::{Db, DbConnection, write_transaction};
 use diesel::prelude::*;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, TokenData, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::JwtConfig;
+use crate::config::{Clock, JwtConfig};
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AccountsError;
 use crate::rows::{RefreshRow, UserRow};
 use crate::users::{UserService, load_user};
-use crate::validate;
 
 /// The `typ` claim of access tokens.
 pub const ACCESS_TYP: &str = "access";
@@ -70,6 +69,8 @@ struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// `validation` without the issuer and audience checks.
+    lax: Validation,
     config: JwtConfig,
 }
 
@@ -109,6 +110,16 @@ fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> AccountsError {
         ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
         _ => "malformed token",
     })
+}
+
+/// `clock`'s time at the stored precision (microseconds).
+fn now(clock: &dyn Clock) -> DateTime<Utc> {
+    clock.now().trunc_subsecs(6)
+}
+
+/// [`now`] as stored.
+fn now_naive(clock: &dyn Clock) -> NaiveDateTime {
+    now(clock).naive_utc()
 }
 
 /// Whole seconds of a duration as chrono's.
@@ -164,14 +175,20 @@ impl TokenService {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = jwt.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked against the configured clock in
+        // `check_times` (jsonwebtoken would read the system clock).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[jwt.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
+        let mut lax = validation.clone();
+        lax.iss = None;
+        lax.validate_aud = false;
         let keys = JwtKeys {
             encoding: EncodingKey::from_secret(&jwt.secret),
             decoding: DecodingKey::from_secret(&jwt.secret),
             validation,
+            lax,
             config: jwt,
         };
         Ok(Self {
@@ -186,8 +203,54 @@ impl TokenService {
         &self.keys.config
     }
 
+    /// The configured clock (shared with blocking database closures).
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.keys.config.clock.clone()
+    }
+
+    /// `exp` and `nbf` against the clock, give or take the leeway, in
+    /// jsonwebtoken's order (expiry first).
+    fn check_times(&self, claims: &Claims) -> Result<(), AccountsError> {
+        let now = self.keys.config.clock.now().timestamp();
+        let leeway = i64::try_from(self.keys.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp < now.saturating_sub(leeway) {
+            return Err(AccountsError::InvalidToken("token has expired"));
+        }
+        if claims.nbf > now.saturating_add(leeway) {
+            return Err(AccountsError::InvalidToken("token is not valid yet"));
+        }
+        Ok(())
+    }
+
+    /// Signature, required claims, issuer and audience checked by
+    /// jsonwebtoken, `exp` and `nbf` by [`TokenService::check_times`], in
+    /// jsonwebtoken's own order (the times before issuer and audience).
+    fn decode(&self, token: &str) -> Result<TokenData<Claims>, AccountsError> {
+        let keys = &self.keys;
+        match jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation) {
+            Ok(data) => {
+                self.check_times(&data.claims)?;
+                Ok(data)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience
+                ) =>
+            {
+                // The signature held: an expired token of another issuer
+                // still says "expired".
+                if let Ok(data) = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.lax) {
+                    self.check_times(&data.claims)?;
+                }
+                Err(map_jwt_error(&e))
+            }
+            Err(e) => Err(map_jwt_error(&e)),
+        }
+    }
+
     fn sign(&self, user: &User, version: i64) -> Result<String, AccountsError> {
-        let now = validate::now().timestamp();
+        let now = now(&*self.keys.config.clock).timestamp();
         let ttl = chrono_secs(self.keys.config.access_ttl).num_seconds();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -221,9 +284,7 @@ impl TokenService {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AccountsError::InvalidToken("malformed token"));
         }
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.keys.validation)
-                .map_err(|e| map_jwt_error(&e))?;
+        let data = self.decode(token)?;
         if data.header.alg != Algorithm::HS256 {
             return Err(AccountsError::InvalidToken(
                 "signing algorithm is not allowed",
@@ -294,11 +355,12 @@ impl TokenService {
     async fn start_family(&self, user: &User, version: i64) -> Result<TokenPair, AccountsError> {
         let user_id = user.id.to_string();
         let ttl = chrono_secs(self.keys.config.refresh_ttl);
+        let clock = self.clock();
         let (_, refresh) = self
             .db
             .run(move |conn| {
                 let family = Uuid::now_v7().to_string();
-                insert_refresh(conn, &user_id, &family, ttl, validate::now_naive())
+                insert_refresh(conn, &user_id, &family, ttl, now_naive(&*clock))
             })
             .await?;
         let access = self.sign(user, version)?;
@@ -316,11 +378,12 @@ impl TokenService {
             return Err(AccountsError::InvalidToken("malformed refresh token"));
         }
         let ttl = chrono_secs(self.keys.config.refresh_ttl);
+        let clock = self.clock();
         let outcome = self
             .db
             .run(move |conn| {
                 write_transaction(conn, |conn| {
-                    let now = validate::now_naive();
+                    let now = now_naive(&*clock);
                     let Some(old) = rt::refresh_tokens
                         .filter(rt::token_hash.eq(sha256_hex(&token)))
                         .select(RefreshRow::as_select())
@@ -384,6 +447,7 @@ impl TokenService {
     /// revoked). Returns whether the token was known.
     pub async fn logout(&self, refresh_token: &str) -> Result<bool, AccountsError> {
         let hash = sha256_hex(refresh_token.trim());
+        let clock = self.clock();
         self.db
             .run(move |conn| {
                 write_transaction(conn, |conn| {
@@ -394,7 +458,7 @@ impl TokenService {
                         .optional()?;
                     match family {
                         Some(f) => {
-                            revoke_family(conn, &f, validate::now_naive())?;
+                            revoke_family(conn, &f, now_naive(&*clock))?;
                             Ok(true)
                         }
                         None => Ok(false),
@@ -408,6 +472,7 @@ impl TokenService {
     /// every access token issued so far stops working. Returns how many
     /// refresh tokens were revoked.
     pub async fn logout_all(&self, user_id: Uuid) -> Result<u64, AccountsError> {
+        let clock = self.clock();
         self.db
             .run(move |conn| {
                 write_transaction(conn, |conn| {
@@ -423,7 +488,7 @@ impl TokenService {
                             .filter(rt::user_id.eq(&id))
                             .filter(rt::revoked_at.is_null()),
                     )
-                    .set(rt::revoked_at.eq(validate::now_naive()))
+                    .set(rt::revoked_at.eq(now_naive(&*clock)))
                     .execute(conn)?;
                     Ok(revoked as u64)
                 })
@@ -434,10 +499,11 @@ impl TokenService {
     /// Deletes refresh tokens that have expired (revoked ones are kept
     /// until then, to recognise their reuse). Returns how many.
     pub async fn purge_expired(&self) -> Result<u64, AccountsError> {
+        let clock = self.clock();
         self.db
-            .run(|conn| {
+            .run(move |conn| {
                 let n = diesel::delete(
-                    rt::refresh_tokens.filter(rt::expires_at.lt(validate::now_naive())),
+                    rt::refresh_tokens.filter(rt::expires_at.lt(now_naive(&*clock))),
                 )
                 .execute(conn)?;
                 Ok(n as u64)

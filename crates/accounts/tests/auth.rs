@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use confab_accounts::{AccountsError, JwtConfig, TokenService};
+use confab_accounts::{AccountsError, Clock, JwtConfig, TokenService};
 use confab_models::accounts::{AiStyle, ProfileUpdate, User, UserRole};
 use confab_store::Db;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -419,6 +419,16 @@ async fn jwt_attacks_are_refused(db: Db) {
     let mut iss = good.clone();
     iss["iss"] = json!("someone-else");
     assert_invalid(tokens, &sign(&iss, Algorithm::HS256, SECRET), "issuer");
+    assert!(matches!(
+        tokens.verify_access(&sign(&iss, Algorithm::HS256, SECRET)),
+        Err(AccountsError::InvalidToken("wrong issuer"))
+    ));
+    // Expired and of another issuer: the expiry is reported first.
+    iss["exp"] = expired["exp"].clone();
+    assert!(matches!(
+        tokens.verify_access(&sign(&iss, Algorithm::HS256, SECRET)),
+        Err(AccountsError::InvalidToken("token has expired"))
+    ));
     let mut typ = good.clone();
     typ["typ"] = json!("refresh");
     assert_invalid(tokens, &sign(&typ, Algorithm::HS256, SECRET), "typ");
@@ -607,11 +617,31 @@ async fn logout_all_and_password_change_revoke_everything(db: Db) {
     assert_eq!(acc.tokens.purge_expired().await.unwrap(), 0);
 }
 
+/// The system clock moved forward by however much the test says.
+#[derive(Default)]
+struct MovedClock(std::sync::atomic::AtomicI64);
+
+impl MovedClock {
+    fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap();
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for MovedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let ms = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        chrono::Utc::now() + chrono::Duration::milliseconds(ms)
+    }
+}
+
 async fn short_lived_tokens_expire(db: Db) {
+    let clock = std::sync::Arc::new(MovedClock::default());
     let acc = accounts_with(&db, |c| {
         c.jwt.access_ttl = std::time::Duration::from_secs(1);
         c.jwt.refresh_ttl = std::time::Duration::from_secs(1);
         c.jwt.leeway = std::time::Duration::ZERO;
+        c.jwt.clock = clock.clone();
     });
     user(&acc, "peggy@example.com").await;
     let (_, pair) = acc
@@ -620,7 +650,8 @@ async fn short_lived_tokens_expire(db: Db) {
         .await
         .unwrap();
     assert_eq!(pair.expires_in, 1);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    acc.tokens.verify_access(&pair.access_token).unwrap();
+    clock.advance(std::time::Duration::from_millis(2100));
     assert!(matches!(
         acc.tokens.verify_access(&pair.access_token),
         Err(AccountsError::InvalidToken("token has expired"))

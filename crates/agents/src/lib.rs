@@ -11,13 +11,16 @@
 //!   catalogue) as traits; [`memory`] has in-memory versions.
 //!
 //! This crate knows nothing of HTTP servers; it sees the history crate
-//! only through [`store::ConversationStore`].
+//! only through [`store::ConversationStore`], which the optional feature
+//! `history` implements over `confab-history` (`history` module).
 
 pub mod backend;
 pub mod backends;
 pub mod engine;
 pub mod error;
 pub mod event;
+#[cfg(feature = "history")]
+pub mod history;
 pub mod mcp;
 pub mod memory;
 pub mod profiles;

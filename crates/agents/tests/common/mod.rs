@@ -1,111 +1,27 @@
 //! Shared fixtures: the real history services behind the engine's store
-//! trait, a fake LLM server, and engines wired over them.
+//! trait (`confab_agents::history`, as chat-service wires them), a fake LLM
+//! server, and engines wired over them.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_agents::history::HistoryConversationStore;
 use confab_agents::memory::{InMemoryCatalog, InMemoryMemory, Track};
-use confab_agents::store::{ConversationStore, LessonInfo, StoreError, StoreResult};
+use confab_agents::store::LessonInfo;
 use confab_agents::tools::builtin::{
     CurrentTime, GetLesson, GetProgress, ListTracks, Remember, SearchKnowledge,
 };
 use confab_agents::{
     BackendConfig, BackendDeps, BackendRegistry, Engine, EngineConfig, ToolRegistry,
 };
-use confab_history::{HistoryConfig, HistoryError, HistoryService, SessionService};
-use confab_llm::{BoxFuture, BuiltinProvider, HttpOptions, OpenAiProvider, RetryPolicy};
-use confab_models::{
-    ChatSession, Message, Metadata, NewMessage, NewSession, SessionStatus, SessionUpdate,
-};
+use confab_history::HistoryConfig;
+use confab_llm::{BuiltinProvider, HttpOptions, OpenAiProvider, RetryPolicy};
+use confab_models::Metadata;
 use confab_rag::extract::DocumentKind;
 use confab_rag::{Rag, RagConfig};
 use confab_store::Db;
 use confab_testkit::{FakeLlm, FakeLlmConfig};
-
-/// The history crate behind the engine's store trait.
-pub struct HistoryStore {
-    pub sessions: SessionService,
-    pub history: HistoryService,
-}
-
-fn map(e: HistoryError) -> StoreError {
-    if e.code() == "not_found" || e.code() == "session_deleted" {
-        StoreError::NotFound(e.to_string())
-    } else if e.is_client_error() {
-        StoreError::Invalid(e.to_string())
-    } else {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-impl ConversationStore for HistoryStore {
-    fn create_session<'a>(
-        &'a self,
-        user_id: &'a str,
-        new: NewSession,
-    ) -> BoxFuture<'a, StoreResult<ChatSession>> {
-        Box::pin(async move { self.sessions.create(user_id, new).await.map_err(map) })
-    }
-
-    fn get_session<'a>(
-        &'a self,
-        user_id: &'a str,
-        session_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<ChatSession>> {
-        Box::pin(async move {
-            let s = self.sessions.get(user_id, session_id).await.map_err(map)?;
-            if s.status == SessionStatus::Deleted {
-                return Err(StoreError::NotFound(format!(
-                    "session {session_id} not found"
-                )));
-            }
-            Ok(s)
-        })
-    }
-
-    fn update_session<'a>(
-        &'a self,
-        user_id: &'a str,
-        session_id: &'a str,
-        update: SessionUpdate,
-    ) -> BoxFuture<'a, StoreResult<ChatSession>> {
-        Box::pin(async move {
-            self.sessions
-                .update(user_id, session_id, update)
-                .await
-                .map_err(map)
-        })
-    }
-
-    fn save_message<'a>(
-        &'a self,
-        user_id: &'a str,
-        session_id: &'a str,
-        message: NewMessage,
-    ) -> BoxFuture<'a, StoreResult<Message>> {
-        Box::pin(async move {
-            self.history
-                .save_message(user_id, session_id, message)
-                .await
-                .map_err(map)
-        })
-    }
-
-    fn recent_messages<'a>(
-        &'a self,
-        user_id: &'a str,
-        session_id: &'a str,
-        n: u32,
-    ) -> BoxFuture<'a, StoreResult<Vec<Message>>> {
-        Box::pin(async move {
-            self.history
-                .recent_messages(user_id, session_id, n)
-                .await
-                .map_err(map)
-        })
-    }
-}
 
 pub const OWNERSHIP: &str = "# Ownership\n\nEvery value in Rust has a single owner. When the owner goes out of scope the value is dropped.\n\n## Borrowing\n\nReferences borrow a value without taking ownership; the borrow checker enforces the rules.";
 pub const SOURDOUGH: &str = "# Sourdough\n\nA sourdough starter is a culture of wild yeast and lactobacilli fed with flour and water. Feed the starter daily.";
@@ -140,7 +56,7 @@ pub fn catalog() -> InMemoryCatalog {
 pub struct Fixture {
     pub llm: FakeLlm,
     pub db: Db,
-    pub store: Arc<HistoryStore>,
+    pub store: Arc<HistoryConversationStore>,
     pub rag: Arc<Rag>,
     pub memory: Arc<InMemoryMemory>,
     pub catalog: Arc<InMemoryCatalog>,
@@ -177,7 +93,7 @@ impl Fixture {
         Fixture {
             llm,
             db,
-            store: Arc::new(HistoryStore { sessions, history }),
+            store: Arc::new(HistoryConversationStore::new(sessions, history)),
             rag: Arc::new(rag),
             memory: Arc::new(InMemoryMemory::new()),
             catalog: Arc::new(catalog()),

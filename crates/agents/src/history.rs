@@ -1,13 +1,15 @@
-//! The agents crate's store traits over the history services: the
-//! conversation engine reads and writes sessions, messages and memory
-//! through these.
+//! The [`crate::store`] traits over the `confab-history` services (feature
+//! `history`): the conversation engine reads and writes sessions, messages
+//! and memory through these. chat-service uses them, and so can any service
+//! that keeps its conversations with `confab-history`.
 
-use confab_agents::store::{ConversationStore, MemoryStore, StoreError, StoreResult};
 use confab_history::{HistoryError, HistoryService, MemoryService, SessionService};
 use confab_llm::BoxFuture;
 use confab_models::{
     ChatSession, MemoryItem, Message, NewMessage, NewSession, SessionStatus, SessionUpdate,
 };
+
+use crate::store::{ConversationStore, MemoryStore, StoreError, StoreResult};
 
 /// Maps a service error: not found -> `NotFound`, other client errors ->
 /// `Invalid`, the rest (database down, busy, corrupt) -> `Unavailable`.
