@@ -19,9 +19,11 @@
 # api-gateway; STACK_PG_PORT (54330), STACK_REDIS_PORT (56379),
 # STACK_GATEWAY_PORT (8010), STACK_CHAT_PORTS ("8011 8012") (the defaults do
 # not clash with make run's 8000/8001); STACK_ENV_FILE (default .env when it
-# exists) supplies POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB, JWT_SECRET and
-# AGENT_RUNTIME__INTERNAL_API_KEY like compose's --env-file (real environment
-# variables win; missing secrets are generated once into DIR/secrets/).
+# exists) supplies POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB, JWT_SECRET,
+# AGENT_RUNTIME__INTERNAL_API_KEY, REDIS_PASSWORD and METRICS_TOKEN like
+# compose's --env-file (real environment variables win; missing secrets are
+# generated once into DIR/secrets/; METRICS_TOKEN stays unset when not given).
+# Redis requires REDIS_PASSWORD, as in compose.
 # STACK_LOG_LEVEL, when set, replaces stack.env's LOG_LEVEL for every service
 # (e.g. "info,chat_service=debug" to see each answer's lines).
 # DIR holds pg/ (the cluster), redis/, <service>/ (working directories), run/
@@ -107,7 +109,10 @@ service_env() { # DIR SERVICE
   echo "DATABASE_URL=postgres://$user:$pass@127.0.0.1:$PG_PORT/$db"
   echo "AGENT_RUNTIME__INTERNAL_API_KEY=$(secret "$dir" AGENT_RUNTIME__INTERNAL_API_KEY)"
   echo "CHAT_SERVICE_URLS=http://127.0.0.1:$CHAT_PORT_1,http://127.0.0.1:$CHAT_PORT_2"
-  echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+  echo "REDIS_URL=redis://:$(secret "$dir" REDIS_PASSWORD)@127.0.0.1:$REDIS_PORT"
+  local metrics_token
+  metrics_token=$(setting METRICS_TOKEN '')
+  if [ -n "$metrics_token" ]; then echo "METRICS_TOKEN=$metrics_token"; fi
   # The image's ENV (docker/Dockerfile runtime stage), with /app = DIR/SERVICE.
   echo "JWT_SECRET_FILE=$dir/$svc/data/jwt_secret"
   case "$svc" in
@@ -188,19 +193,22 @@ start_postgres() { # DIR
 }
 
 start_redis() { # DIR
-  local dir=$1 i
+  local dir=$1 i pass
   command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
   pid_alive "$dir/run/redis.pid" && return 0
   mkdir -p "$dir/redis" "$dir/run" "$dir/logs"
+  pass=$(secret "$dir" REDIS_PASSWORD)
+  # The password goes in through a config file (mode 0600), not the command line.
+  (umask 077; printf 'requirepass %s\n' "$pass" >"$dir/redis/redis.conf")
   (
     cd "$dir/redis"
-    exec setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir/redis" \
+    exec setsid redis-server "$dir/redis/redis.conf" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir/redis" \
       --save '' --appendonly no --daemonize no >>"$dir/logs/redis.log" 2>&1 </dev/null
   ) &
   echo $! >"$dir/run/redis.pid"
-  # compose's healthcheck: redis-cli ping.
+  # compose's healthcheck: redis-cli ping (authenticated through REDISCLI_AUTH).
   for i in $(seq 1 100); do
-    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+    [ "$(REDISCLI_AUTH=$pass redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
     pid_alive "$dir/run/redis.pid" || break
     sleep 0.1
   done
@@ -303,7 +311,7 @@ confab native stack is running (the compose stack's processes on 127.0.0.1; data
   WebSocket  ${url/http:/ws:}/ws/chat
   replicas   http://127.0.0.1:$CHAT_PORT_1  http://127.0.0.1:$CHAT_PORT_2
   PostgreSQL postgres://$(setting POSTGRES_USER confab)@127.0.0.1:$PG_PORT/$(setting POSTGRES_DB confab)
-  Redis      redis://127.0.0.1:$REDIS_PORT
+  Redis      redis://127.0.0.1:$REDIS_PORT (password in $dir/secrets/REDIS_PASSWORD unless given)
 Ctrl-C stops everything.
 EOT
   while :; do
@@ -348,6 +356,15 @@ gw = svc["api-gateway"]
 for dep in ("postgres", "redis", "chat-service-1", "chat-service-2"):
     assert gw["depends_on"][dep]["condition"] == "service_healthy", dep
 assert "JWT_SECRET" in gw["environment"], "gateway JWT_SECRET"
+# Only the gateway on every interface; Redis behind a password.
+for name in ("postgres", "redis", "ollama"):
+    for port in svc[name].get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+assert "--requirepass" in svc["redis"]["command"], "redis requires a password"
+assert "REDIS_PASSWORD" in svc["redis"]["environment"]["REDISCLI_AUTH"], "redis healthcheck authenticates"
+for name in ("chat-service-1", "chat-service-2", "api-gateway"):
+    url = svc[name]["environment"]["REDIS_URL"]
+    assert url.startswith("redis://:${REDIS_PASSWORD"), f"{name} REDIS_URL carries the password: {url}"
 urls = [l.split("=", 1)[1] for l in open(sys.argv[1].replace("compose.yml", "stack.env")) if l.startswith("CHAT_SERVICE_URLS=")]
 assert urls and all(f"http://{n}:8001" in urls[0] for n in ("chat-service-1", "chat-service-2")), "CHAT_SERVICE_URLS lists both replicas"
 print("stack-native: compose.yml parses; services, profiles, healthchecks and dependencies as expected", file=sys.stderr)
@@ -356,7 +373,7 @@ EOF
     log "note: python3 PyYAML not found: compose.yml structure not checked (apt-get install python3-yaml)"
   fi
   if docker compose version >/dev/null 2>&1; then
-    POSTGRES_PASSWORD=x JWT_SECRET=x AGENT_RUNTIME__INTERNAL_API_KEY=x \
+    POSTGRES_PASSWORD=x JWT_SECRET=x AGENT_RUNTIME__INTERNAL_API_KEY=x REDIS_PASSWORD=x \
       docker compose -f "$compose" config -q || bad=1
   else
     log "note: docker compose not available: 'docker compose config' skipped"

@@ -77,7 +77,7 @@ async fn limit_ip(state: &GatewayState, req: &HttpRequest) -> Result<(), RateLim
         .filter_map(|v| v.to_str().ok());
     let ip = state
         .trusted_proxies
-        .client_ip(req.peer_addr().map(|a| a.ip()), forwarded);
+        .client_bucket(req.peer_addr().map(|a| a.ip()), forwarded);
     state.auth_limiter.check(&ip).await.map_err(|wait| {
         RateLimited::new(
             wait,
@@ -130,12 +130,14 @@ pub async fn login(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, actix_web::Error> {
     limit_ip(&state, &req).await?;
+    let attempt = state.login_limiter.begin_login(&body.email).await?;
     let (user, tokens) = state
         .accounts
         .tokens
         .login(&body.email, &body.password)
         .await
         .map_err(api_error)?;
+    attempt.succeeded().await;
     Ok(HttpResponse::Ok().json(json!({ "user": user, "tokens": tokens })))
 }
 
@@ -280,6 +282,7 @@ pub async fn update_me(
     auth: AuthUser,
     body: web::Json<ProfileUpdate>,
 ) -> Result<HttpResponse, ApiError> {
+    (state.proxy.allowed_models).check_settings_patch(body.settings.as_ref())?;
     let user = state
         .accounts
         .users

@@ -3,7 +3,6 @@
 //! [`crate::ws_proxy`].
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
 use confab_web::ApiError;
 
 use crate::auth::AuthUser;
@@ -30,21 +29,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// Forwards the request as the authenticated user.
+/// Forwards the request as the authenticated user (the body is read only
+/// once the caller is authenticated and the path is checked, within the
+/// route's limit: see [`crate::body`]).
 pub async fn forward(
     state: web::Data<GatewayState>,
     auth: AuthUser,
     req: HttpRequest,
-    body: Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let path = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| req.path().to_owned());
+    let path = crate::proxy::checked_target(&path, FORWARDED)?;
+    let limit = state.body_limits.for_path(req.path());
+    let body = state.bodies.read(&req, payload, limit).await?;
     state
         .proxy
-        .forward(&req, &path, body, &auth.identity())
+        .forward(&req, &path, body.bytes.clone(), &auth.identity())
         .await
 }
 

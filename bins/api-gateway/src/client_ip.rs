@@ -71,6 +71,33 @@ impl TrustedProxies {
         }
         client.to_string()
     }
+
+    /// The per-IP rate-limit bucket of a request: [`Self::client_ip`] for
+    /// IPv4 (and IPv4-mapped IPv6) clients, the client's /64 for IPv6 ones
+    /// (one host usually holds a whole /64, so single addresses would give
+    /// it unlimited buckets).
+    pub fn client_bucket<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded: impl Iterator<Item = &'a str>,
+    ) -> String {
+        bucket(&self.client_ip(peer, forwarded))
+    }
+}
+
+/// The bucket of a client address (text from [`TrustedProxies::client_ip`]).
+pub fn bucket(client: &str) -> String {
+    match client.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        _ => client.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +147,16 @@ mod tests {
             t.client_ip(ip("127.0.0.1"), ["10.1.1.1, 10.0.0.3"].into_iter()),
             "10.1.1.1"
         );
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        assert_eq!(bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(bucket("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_ne!(bucket("2001:db8:1:3::1"), bucket("2001:db8:1:2::1"));
+        assert_eq!(bucket("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(bucket("unknown"), "unknown");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 /// Default chat-service instance.
 pub const DEFAULT_CHAT_SERVICE: &str = "http://127.0.0.1:8001";
 
+/// Default largest session import body (32 MiB, as chat-service's).
+pub const DEFAULT_MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
+
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -66,6 +69,10 @@ pub struct Config {
     pub auth_rate_per_minute: u32,
     /// Requests per minute per user on other routes.
     pub user_rate_per_minute: u32,
+    /// Failed sign-ins per account within [`Self::login_failure_window`].
+    pub login_failures_per_account: u32,
+    /// The window of [`Self::login_failures_per_account`].
+    pub login_failure_window: Duration,
     /// Proxies whose `X-Forwarded-For` names the client for per-IP limits
     /// (`GATEWAY_TRUSTED_PROXIES`; default none).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
@@ -87,6 +94,13 @@ pub struct Config {
     pub cache_user_ttl: Duration,
     /// How long catalogue views are cached (0: not cached).
     pub cache_catalog_ttl: Duration,
+    /// Largest `POST /api/sessions/import` body (`HTTP_MAX_IMPORT_BYTES`).
+    pub max_import_bytes: usize,
+    /// Memory all large bodies being read may take at once
+    /// (`GATEWAY_BODY_BUDGET_BYTES`).
+    pub body_budget_bytes: usize,
+    /// Models users may pick (`CONFAB_ALLOWED_MODELS`).
+    pub allowed_models: crate::allowed::AllowedModels,
 }
 
 /// Whether `url` is the embedded default (a SQLite file): dev mode.
@@ -107,7 +121,23 @@ fn redis_url(vars: &Vars) -> Result<Option<String>, StartError> {
     }
 }
 
+/// Whether `bind` (`HOST:PORT`) listens on loopback addresses only.
+pub fn is_loopback_bind(bind: &str) -> bool {
+    let host = bind.rsplit_once(':').map_or(bind, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Config {
+    /// Whether `GET /metrics` answers anyone who can reach a non-loopback
+    /// bind (`METRICS_TOKEN` unset).
+    pub fn metrics_exposed(&self) -> bool {
+        self.metrics.token.is_none() && !is_loopback_bind(&self.http.bind)
+    }
+
     /// Reads the configuration. See docs/CONFIG.md for every variable.
     pub fn from_vars(vars: &Vars) -> Result<Self, StartError> {
         let url = vars.get_or("DATABASE_URL", DEFAULT_DATABASE_URL);
@@ -180,6 +210,9 @@ impl Config {
             cors_origins,
             auth_rate_per_minute: vars.parse_or("RATE_LIMIT_AUTH_PER_MIN", 20)?,
             user_rate_per_minute: vars.parse_or("RATE_LIMIT_USER_PER_MIN", 600)?,
+            login_failures_per_account: vars.parse_or("LOGIN_MAX_FAILURES_PER_ACCOUNT", 10)?,
+            login_failure_window: vars
+                .seconds("LOGIN_FAILURE_WINDOW_SECS", Duration::from_secs(900))?,
             trusted_proxies: crate::client_ip::TrustedProxies::parse(
                 &vars.get_or("GATEWAY_TRUSTED_PROXIES", ""),
             )?,
@@ -199,6 +232,12 @@ impl Config {
                 Duration::from_secs(if redis.is_some() { 30 } else { 0 }),
             )?,
             cache_catalog_ttl: vars.seconds("CACHE_CATALOG_TTL_SECS", Duration::from_secs(30))?,
+            max_import_bytes: vars.parse_or("HTTP_MAX_IMPORT_BYTES", DEFAULT_MAX_IMPORT_BYTES)?,
+            body_budget_bytes: vars.parse_or(
+                "GATEWAY_BODY_BUDGET_BYTES",
+                crate::body::DEFAULT_BUDGET_BYTES,
+            )?,
+            allowed_models: crate::allowed::AllowedModels::from_vars(vars),
         })
     }
 }

@@ -10,7 +10,9 @@
 //! client at `/` ([`ui`]).
 
 pub mod account;
+pub mod allowed;
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod chat;
 pub mod client_ip;
@@ -46,9 +48,6 @@ use confab_web::request_id::request_id;
 
 pub use config::{Config, StartError};
 pub use state::GatewayState;
-
-/// Largest forwarded raw body (session imports).
-const MAX_FORWARD_BYTES: usize = 32 * 1024 * 1024;
 
 /// The request id the middleware assigned (a fresh one when absent).
 pub fn request_id_of(req: &actix_web::HttpRequest) -> String {
@@ -179,7 +178,7 @@ pub fn serve(state: web::Data<GatewayState>, config: &Config) -> io::Result<Runn
             .app_data(json_config(max_body))
             .app_data(query_config())
             .app_data(path_config())
-            .app_data(payload_config(MAX_FORWARD_BYTES))
+            .app_data(payload_config(max_body))
             .configure(routes)
             .route(
                 confab_web::metrics::METRICS_PATH,
@@ -229,9 +228,15 @@ pub fn build_state(
         config.upstream_connect_timeout,
         config.upstream_budget,
     )
-    .map_err(|e| StartError::Io(io::Error::other(e.to_string())))?;
+    .map_err(|e| StartError::Io(io::Error::other(e.to_string())))?
+    .with_allowed_models(config.allowed_models.clone());
     let auth_limit = ratelimit::Limit::per_minute(config.auth_rate_per_minute);
     let user_limit = ratelimit::Limit::per_minute(config.user_rate_per_minute);
+    let failures = f64::from(config.login_failures_per_account.max(1));
+    let login_limit = ratelimit::Limit {
+        burst: failures,
+        per_minute: failures * 60.0 / config.login_failure_window.as_secs_f64().max(1.0),
+    };
     let redis = config
         .redis_url
         .as_deref()
@@ -258,16 +263,27 @@ pub fn build_state(
             cache::Cache::local(config.cache_user_ttl, config.cache_catalog_ttl),
         ),
     };
+    let login_limiter = match &redis {
+        Some(r) => ratelimit::RateLimiter::shared(login_limit, r.clone(), "login"),
+        None => ratelimit::RateLimiter::new(login_limit),
+    };
     Ok(GatewayState {
         db,
         accounts,
         proxy,
         auth_limiter,
         user_limiter,
+        login_limiter,
         trusted_proxies: config.trusted_proxies.clone(),
         cache,
         redis,
         started: Instant::now(),
+        bodies: body::BodyBudget::new(config.body_budget_bytes),
+        body_limits: state::BodyLimits {
+            default: config.http.max_body_bytes,
+            import: config.max_import_bytes.max(config.http.max_body_bytes),
+        },
+        metrics_token: config.metrics.token.clone(),
     })
 }
 

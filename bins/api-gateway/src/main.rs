@@ -39,6 +39,13 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    if config.metrics_exposed() {
+        tracing::warn!(
+            bind = %config.http.bind,
+            "GET /metrics is open to anyone who reaches this address: METRICS_TOKEN is unset \
+             (set it, or keep /metrics off the public network at the proxy)"
+        );
+    }
     let running = match api_gateway::start(config).await {
         Ok(r) => r,
         Err(e) => {

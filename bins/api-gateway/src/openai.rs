@@ -98,14 +98,26 @@ fn upstream_error(
 #[utoipa::path(get, path = "/v1/models", tag = "openai", security(("bearer" = [])),
     responses((status = 200, description = "OpenAI model list", body = Object)))]
 #[get("/v1/models")]
-pub async fn models(auth: Result<AuthUser, ApiError>) -> HttpResponse {
+pub async fn models(
+    state: web::Data<GatewayState>,
+    auth: Result<AuthUser, ApiError>,
+) -> HttpResponse {
     if let Err(e) = auth {
         return auth_error(e);
     }
     let created = 1_767_225_600; // 2026-01-01
+    // confab's routes, then the provider models users may pick (CONFAB_ALLOWED_MODELS).
+    let allowed = state
+        .proxy
+        .allowed_models
+        .names()
+        .iter()
+        .map(String::as_str);
     let data: Vec<Value> = MODELS
         .iter()
-        .map(|(id, _)| json!({ "id": id, "object": "model", "created": created, "owned_by": "confab" }))
+        .map(|(id, _)| *id)
+        .chain(allowed)
+        .map(|id| json!({ "id": id, "object": "model", "created": created, "owned_by": "confab" }))
         .collect();
     HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
 }
@@ -115,7 +127,71 @@ pub async fn models(auth: Result<AuthUser, ApiError>) -> HttpResponse {
 struct OaMessage {
     role: String,
     #[serde(default)]
-    content: Option<Value>,
+    content: OaContent,
+}
+
+/// A message's content, parsed straight from the body: no tree of JSON
+/// values is built, so a huge array of numbers fails at its first element
+/// instead of taking memory for every one of them.
+#[derive(Debug, Default)]
+enum OaContent {
+    /// Absent or null.
+    #[default]
+    Empty,
+    /// A string.
+    Text(String),
+    /// An array of parts.
+    Parts(Vec<OaPart>),
+}
+
+/// One part of an array content (fields other than these are skipped).
+#[derive(Debug, Deserialize)]
+struct OaPart {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for OaContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'v> serde::de::Visitor<'v> for Visitor {
+            type Value = OaContent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`content` as a string or an array of text parts")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<OaContent, E> {
+                Ok(OaContent::Empty)
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<OaContent, E> {
+                Ok(OaContent::Empty)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OaContent, E> {
+                Ok(OaContent::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<OaContent, E> {
+                Ok(OaContent::Text(v))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'v>>(
+                self,
+                mut seq: A,
+            ) -> Result<OaContent, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(part) = seq.next_element::<OaPart>()? {
+                    parts.push(part);
+                }
+                Ok(OaContent::Parts(parts))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -124,7 +200,8 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-/// The fields of an OpenAI request confab uses (others are accepted and ignored).
+/// The fields of an OpenAI request confab uses (others are accepted and
+/// skipped without being kept).
 #[derive(Debug, Deserialize)]
 struct OaRequest {
     #[serde(default)]
@@ -139,17 +216,14 @@ struct OaRequest {
 }
 
 /// Text of a message's content: a string, or the text parts of an array.
-fn content_text(content: &Option<Value>) -> Result<String, String> {
+fn content_text(content: &OaContent) -> Result<String, String> {
     match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
+        OaContent::Empty => Ok(String::new()),
+        OaContent::Text(s) => Ok(s.clone()),
+        OaContent::Parts(parts) => {
             let mut out = Vec::new();
             for p in parts {
-                match (
-                    p.get("type").and_then(Value::as_str),
-                    p.get("text").and_then(Value::as_str),
-                ) {
+                match (p.kind.as_deref(), p.text.as_deref()) {
                     (Some("text"), Some(t)) => out.push(t.to_owned()),
                     (Some(kind), _) => {
                         return Err(format!("content parts of type `{kind}` are not supported"));
@@ -159,7 +233,6 @@ fn content_text(content: &Option<Value>) -> Result<String, String> {
             }
             Ok(out.join("\n"))
         }
-        Some(_) => Err("`content` must be a string or an array of text parts".into()),
     }
 }
 
@@ -190,13 +263,31 @@ pub async fn chat_completions(
     state: web::Data<GatewayState>,
     auth: Result<AuthUser, ApiError>,
     req: HttpRequest,
-    body: Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let auth = match auth {
         Ok(a) => a,
         Err(e) => return auth_error(e),
     };
-    let request: OaRequest = match serde_json::from_slice(&body) {
+    // Read only now that the caller is known, within the route's limit.
+    let body = match state
+        .bodies
+        .read(&req, payload, state.body_limits.default)
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let kind = if e.status().is_client_error() {
+                "invalid_request_error"
+            } else {
+                "api_error"
+            };
+            return oa_error(e.status(), kind, e.code(), e.to_string());
+        }
+    };
+    let parsed = serde_json::from_slice::<OaRequest>(&body.bytes);
+    drop(body);
+    let request: OaRequest = match parsed {
         Ok(r) => r,
         Err(e) => {
             return oa_error(
@@ -208,7 +299,18 @@ pub async fn chat_completions(
         }
     };
     let model = request.model.clone().unwrap_or_else(|| "confab".into());
-    let Some((backend, agent, course)) = route_model(&model) else {
+    let mut identity = auth.identity();
+    // An allowed provider model: the default route, answered by that model.
+    let routed = route_model(&model).or_else(|| {
+        state.proxy.allowed_models.contains(&model).then(|| {
+            identity.settings = Some(crate::allowed::AllowedModels::with_model(
+                identity.settings.as_deref(),
+                model.trim(),
+            ));
+            (None, "dashboard", None)
+        })
+    });
+    let Some((backend, agent, course)) = routed else {
         return oa_error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -274,7 +376,7 @@ pub async fn chat_completions(
             "/api/chat/completions",
             &[("content-type", b"application/json".to_vec())],
             Bytes::from(upstream_body.to_string()),
-            &auth.identity(),
+            &identity,
             &request_id,
         )
         .await

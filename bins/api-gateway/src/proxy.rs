@@ -56,6 +56,8 @@ pub struct Proxy {
     connect_budget: Duration,
     /// Upstream errors and relayed WebSockets.
     pub metrics: crate::metrics::GatewayMetrics,
+    /// Models users may pick (others are dropped from forwarded settings).
+    pub allowed_models: crate::allowed::AllowedModels,
 }
 
 impl Proxy {
@@ -79,7 +81,14 @@ impl Proxy {
             internal_key,
             connect_budget,
             metrics: crate::metrics::GatewayMetrics::default(),
+            allowed_models: crate::allowed::AllowedModels::default(),
         })
+    }
+
+    /// The same proxy forwarding only `allowed` preferred models.
+    pub fn with_allowed_models(mut self, allowed: crate::allowed::AllowedModels) -> Self {
+        self.allowed_models = allowed;
+        self
     }
 
     /// The instances.
@@ -110,7 +119,7 @@ impl Proxy {
             ("x-request-id", request_id.to_owned()),
         ];
         if let Some(s) = &identity.settings {
-            headers.push(("x-user-settings", s.clone()));
+            headers.push(("x-user-settings", self.allowed_models.filter_settings(s)));
         }
         headers
     }
@@ -124,6 +133,8 @@ impl Proxy {
         body: Bytes,
         identity: &Identity,
     ) -> Result<HttpResponse, ApiError> {
+        let path_and_query = checked_target(path_and_query, crate::chat::FORWARDED)?;
+        let path_and_query = path_and_query.as_str();
         let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
             .map_err(|_| ApiError::bad_request("unsupported method"))?;
         let headers: Vec<(&str, Vec<u8>)> = PASS_REQUEST
@@ -217,9 +228,133 @@ impl Proxy {
     }
 }
 
+/// The 400 of a forwarded path that could leave its route.
+fn invalid_path(why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        format!("invalid request path: {why}"),
+    )
+}
+
+/// Percent-decodes `text` once (invalid escapes are kept as they are).
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            )
+        {
+            // Both digits are below 16.
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Checks a path (and query) before it is forwarded: no segment may be a
+/// dot segment (`.`, `..`, raw or percent-encoded, also encoded twice) or
+/// hide a slash or backslash, and no fragment may follow. Then, as a
+/// recheck, the URL parser of the HTTP client must leave the path exactly
+/// as it is and the path must still be under one of `prefixes` (exactly, or
+/// followed by `/`). Anything else is a 400 `invalid_path`: such a path
+/// could otherwise be resolved by the client into another chat-service
+/// route (`/api/sessions/%2e%2e/%2e%2e/metrics` is `/metrics`).
+pub fn checked_target(path_and_query: &str, prefixes: &[&str]) -> Result<String, ApiError> {
+    if path_and_query.contains('#') {
+        return Err(invalid_path("a fragment (`#`) is not allowed"));
+    }
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(p, _)| p);
+    if !path.starts_with('/') {
+        return Err(invalid_path("the path must start with `/`"));
+    }
+    for segment in path.split('/') {
+        // Decoding up to three times covers `%2e`, `%252e` and `%25252e`.
+        let mut text = segment.to_owned();
+        for _ in 0..4 {
+            if text == "." || text == ".." {
+                return Err(invalid_path("`.` and `..` segments are not allowed"));
+            }
+            if text.contains('\\') || (text.contains('/') && text != segment) {
+                return Err(invalid_path("encoded slashes are not allowed"));
+            }
+            if !text.contains('%') {
+                break;
+            }
+            text = String::from_utf8_lossy(&percent_decode(&text)).into_owned();
+        }
+        if text.contains('%') {
+            return Err(invalid_path("too many levels of percent-encoding"));
+        }
+    }
+    // The recheck: what the client will really request.
+    let url = reqwest::Url::parse(&format!("http://upstream.invalid{path_and_query}"))
+        .map_err(|_| invalid_path("not a valid URL path"))?;
+    if url.path() != path {
+        return Err(invalid_path("the path is not in normal form"));
+    }
+    if !prefixes.iter().any(|p| {
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }) {
+        return Err(invalid_path("not a forwarded route"));
+    }
+    Ok(path_and_query.to_owned())
+}
+
 /// The 503 when no instance answers.
 pub fn unavailable() -> ApiError {
     ApiError::unavailable("no chat-service instance is reachable; try again shortly")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_target;
+
+    #[test]
+    fn dot_segments_and_hidden_slashes_are_refused() {
+        let prefixes = &["/api/sessions", "/api/chat"];
+        for bad in [
+            "/api/sessions/%2e%2e/%2e%2e/api/health",
+            "/api/sessions/../x",
+            "/api/sessions/./x",
+            "/api/sessions/%2E%2e",
+            "/api/sessions/.%2E/x",
+            "/api/sessions/%252e%252e/x",
+            "/api/sessions/..%2f..%2fmetrics",
+            "/api/sessions/%5c..",
+            "/api/sessions/x#/../..",
+            "/api/chatx",
+            "/metrics",
+            "/api/sessions/%25252525252e",
+        ] {
+            assert!(checked_target(bad, prefixes).is_err(), "{bad}");
+        }
+        for good in [
+            "/api/sessions",
+            "/api/sessions/",
+            "/api/sessions/abc/messages?limit=5&q=../..",
+            "/api/sessions/search?q=a%2F..%2F",
+            "/api/sessions/a.b..c",
+            "/api/chat/stream?message=hi%20there",
+            "/api/sessions/%E2%9C%93",
+        ] {
+            assert_eq!(checked_target(good, prefixes).unwrap(), good);
+        }
+    }
 }
 
 /// Streams an upstream response back unchanged (status, headers, body),

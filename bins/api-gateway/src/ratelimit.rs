@@ -55,6 +55,15 @@ impl LocalLimiter {
         }
     }
 
+    /// Gives back the token an attempt took (never above the burst).
+    pub fn refund(&self, key: &str) {
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some(b) = buckets.get_mut(key)
+        {
+            b.tokens = (b.tokens + 1.0).min(self.limit.burst);
+        }
+    }
+
     /// Takes one token for `key`: `Ok(())`, or `Err(wait)` with how long
     /// until the next token.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
@@ -113,6 +122,15 @@ end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
 return {allowed, wait}
+";
+
+/// Gives one token back to `KEYS[1]` (`ARGV[1]` = burst) if the bucket exists.
+const REFUND_LUA: &str = r"
+local t = redis.call('HGET', KEYS[1], 't')
+if t then
+  redis.call('HSET', KEYS[1], 't', tostring(math.min(tonumber(ARGV[1]), tonumber(t) + 1)))
+end
+return 1
 ";
 
 /// The Redis side of a [`RateLimiter`].
@@ -188,6 +206,75 @@ impl RateLimiter {
             }
         }
         self.local.check(key)
+    }
+
+    /// Gives back the token a [`Self::check`] of `key` took.
+    pub async fn refund(&self, key: &str) {
+        if let Some(r) = &self.redis {
+            let redis_key = r.redis.key(&format!("rl:{}:{key}", r.name));
+            let burst = self.limit.burst;
+            let done = r
+                .redis
+                .call(|mut c| async move {
+                    redis::Script::new(REFUND_LUA)
+                        .key(redis_key)
+                        .arg(burst)
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                })
+                .await;
+            if done.is_some() {
+                return;
+            }
+        }
+        self.local.refund(key);
+    }
+
+    /// Counts a sign-in attempt against the account `email` names (whether
+    /// or not it exists: the answer is the same): a 429 once too many
+    /// attempts failed within the window. Call
+    /// [`AccountAttempt::succeeded`] when the password was right, so that
+    /// only failures count.
+    pub async fn begin_login(&self, email: &str) -> Result<AccountAttempt<'_>, RateLimited> {
+        let key = account_key(email);
+        self.check(&key).await.map_err(|wait| {
+            RateLimited::new(
+                wait,
+                format!(
+                    "too many failed sign-ins for this account; retry in {:.0} s",
+                    wait.as_secs_f64().ceil()
+                ),
+            )
+        })?;
+        Ok(AccountAttempt { limiter: self, key })
+    }
+}
+
+/// The bucket key of an account: its email as the accounts compare it
+/// (trimmed, lowercase), at most 254 characters.
+fn account_key(email: &str) -> String {
+    format!(
+        "acct:{}",
+        email
+            .trim()
+            .to_lowercase()
+            .chars()
+            .take(254)
+            .collect::<String>()
+    )
+}
+
+/// A sign-in attempt counted by [`RateLimiter::begin_login`].
+#[derive(Debug)]
+pub struct AccountAttempt<'a> {
+    limiter: &'a RateLimiter,
+    key: String,
+}
+
+impl AccountAttempt<'_> {
+    /// The password was right: the attempt does not count.
+    pub async fn succeeded(self) {
+        self.limiter.refund(&self.key).await;
     }
 }
 

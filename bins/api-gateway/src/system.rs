@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::{Value, json};
 
 use crate::state::GatewayState;
@@ -20,27 +20,66 @@ pub async fn root(state: web::Data<GatewayState>) -> HttpResponse {
     }))
 }
 
-/// `GET /api/health`: the gateway, its database and every chat-service instance.
+/// Whether `req` may see internal details (instance URLs): it carries the
+/// `METRICS_TOKEN` as a bearer token, or authenticates as an administrator.
+async fn sees_details(state: &GatewayState, req: &HttpRequest) -> bool {
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(bearer) = bearer.filter(|b| !b.is_empty()) else {
+        return false;
+    };
+    if let Some(token) = &state.metrics_token
+        && confab_web::auth::constant_time_eq(bearer.as_bytes(), token.as_bytes())
+    {
+        return true;
+    }
+    matches!(
+        crate::auth::authenticate(state, req).await,
+        Ok(user) if user.user.role == confab_accounts::models::UserRole::Admin
+    )
+}
+
+/// `GET /api/health`: the gateway, its database and every chat-service
+/// instance (by name: `chat-service-1`, ...; their URLs only for
+/// administrators and `METRICS_TOKEN` holders).
 #[utoipa::path(get, path = "/api/health", tag = "system",
     responses((status = 200, description = "Everything answers", body = Object),
         (status = 503, description = "Something is down (details in the body)")))]
 #[get("/api/health")]
-pub async fn health(state: web::Data<GatewayState>) -> HttpResponse {
+pub async fn health(state: web::Data<GatewayState>, req: HttpRequest) -> HttpResponse {
+    let details = sees_details(&state, &req).await;
     let db_ok = tokio::time::timeout(Duration::from_secs(2), state.db.ping())
         .await
         .map(|r| r.is_ok())
         .unwrap_or(false);
-    let checks = state.proxy.upstreams().all().iter().map(|u| {
-        let client = state.proxy.client().clone();
-        let url = format!("{}/health", u.url);
-        let base = u.url.clone();
-        async move {
-            let answer =
-                tokio::time::timeout(Duration::from_secs(2), client.get(&url).send()).await;
-            let ok = matches!(&answer, Ok(Ok(r)) if r.status().is_success());
-            json!({ "url": base, "status": if ok { "ok" } else { "unreachable" } })
-        }
-    });
+    let checks = state
+        .proxy
+        .upstreams()
+        .all()
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let client = state.proxy.client().clone();
+            let url = format!("{}/health", u.url);
+            let base = u.url.clone();
+            async move {
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(2), client.get(&url).send()).await;
+                let ok = matches!(&answer, Ok(Ok(r)) if r.status().is_success());
+                let mut entry = json!({
+                    "name": format!("chat-service-{}", i + 1),
+                    "status": if ok { "ok" } else { "unreachable" },
+                });
+                if details {
+                    entry["url"] = json!(base);
+                }
+                entry
+            }
+        });
     let instances: Vec<Value> = futures_util::future::join_all(checks).await;
     let any_chat = instances.iter().any(|i| i["status"] == "ok");
     let redis_ok = match &state.redis {

@@ -47,7 +47,15 @@ pub async fn bridge(
         };
         let mut request = url
             .into_client_request()
-            .map_err(|e| ApiError::internal(format!("bad upstream URL: {e}")))?;
+            .map_err(|_| ApiError::bad_request("invalid query string"))?;
+        // The recheck: whatever the query holds, the upstream path is /ws/chat.
+        if !request.uri().path().ends_with("/ws/chat") || query.contains('#') {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "invalid_path",
+                "invalid request path: the WebSocket route is /ws/chat",
+            ));
+        }
         for (name, value) in proxy.identity_headers(identity, &request_id) {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 request.headers_mut().insert(name, v);

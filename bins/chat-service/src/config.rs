@@ -49,6 +49,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Largest `POST /api/sessions/import` body, in bytes.
     pub max_import_bytes: usize,
+    /// Imports read and parsed at once (`HTTP_MAX_CONCURRENT_IMPORTS`, 2).
+    pub max_concurrent_imports: usize,
     /// How long `/api/health` and `/api/stats` wait for each provider.
     pub provider_probe_timeout: Duration,
     /// Language model providers.
@@ -57,6 +59,22 @@ pub struct Config {
     pub chat: crate::chat::ChatLimits,
     /// All variables (the engine wiring reads its own).
     pub vars: Vars,
+    /// Listening beyond loopback without an internal key, as asked by
+    /// [`ALLOW_NO_KEY_VAR`] (warned about at start).
+    pub unauthenticated_bind: bool,
+}
+
+/// The opt-out of the internal-key requirement on a non-loopback bind.
+pub const ALLOW_NO_KEY_VAR: &str = "CHAT_SERVICE_ALLOW_NO_INTERNAL_KEY";
+
+/// Whether `bind` (`HOST:PORT`) listens on loopback addresses only.
+pub fn is_loopback_bind(bind: &str) -> bool {
+    let host = bind.rsplit_once(':').map_or(bind, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -68,18 +86,39 @@ impl Config {
         database.connection_timeout =
             vars.millis("DATABASE_TIMEOUT_MS", database.connection_timeout)?;
         let max_import_bytes = vars.parse_or("HTTP_MAX_IMPORT_BYTES", DEFAULT_MAX_IMPORT_BYTES)?;
+        let http = HttpConfig::from_vars(vars, "CHAT_SERVICE_BIND", DEFAULT_BIND)?;
+        let auth = AuthConfig::from_vars(vars);
+        // Without a key, identity headers are believed from anyone who can
+        // connect: only loopback, unless the operator really means it.
+        let exposed = !is_loopback_bind(&http.bind) && !auth.requires_internal_key();
+        let allowed = vars.flag(ALLOW_NO_KEY_VAR, false)?;
+        if exposed && !allowed {
+            return Err(ConfigError::Invalid {
+                name: "AGENT_RUNTIME__INTERNAL_API_KEY",
+                reason: format!(
+                    "is required when CHAT_SERVICE_BIND ({}) is not a loopback address: without it \
+                     anyone who reaches the port can act as any user (X-User-Id). Set the same \
+                     key on chat-service and api-gateway, bind to 127.0.0.1, or set \
+                     {ALLOW_NO_KEY_VAR}=1 if you really mean it",
+                    http.bind
+                ),
+            }
+            .into());
+        }
         Ok(Self {
             database,
-            http: HttpConfig::from_vars(vars, "CHAT_SERVICE_BIND", DEFAULT_BIND)?,
-            auth: AuthConfig::from_vars(vars),
+            http,
+            auth,
             log: LogConfig::from_vars(vars)?,
             history: HistoryConfig::default(),
             max_import_bytes,
+            max_concurrent_imports: vars.parse_or("HTTP_MAX_CONCURRENT_IMPORTS", 2)?,
             provider_probe_timeout: vars
                 .millis("PROVIDER_PROBE_TIMEOUT_MS", Duration::from_millis(2000))?,
             llm: LlmConfig::from_vars(vars.lookup())?,
             chat: chat_limits(vars)?,
             vars: vars.clone(),
+            unauthenticated_bind: exposed,
         })
     }
 
@@ -131,5 +170,28 @@ mod tests {
 
         let err = Config::from_vars(&Vars::from_pairs([("DATABASE_MAX_CONNECTIONS", "many")]));
         assert!(matches!(err, Err(StartError::Config(_))));
+    }
+
+    #[test]
+    fn a_public_bind_needs_a_key_or_the_opt_out() {
+        for bind in ["127.0.0.1:1", "[::1]:1", "localhost:1", "127.1.2.3:0"] {
+            assert!(is_loopback_bind(bind), "{bind}");
+            let c = Config::from_vars(&Vars::from_pairs([("CHAT_SERVICE_BIND", bind)])).unwrap();
+            assert!(!c.unauthenticated_bind);
+        }
+        for bind in ["0.0.0.0:8001", "[::]:8001", "10.0.0.5:8001", "chat:8001"] {
+            assert!(!is_loopback_bind(bind), "{bind}");
+            let err = Config::from_vars(&Vars::from_pairs([("CHAT_SERVICE_BIND", bind)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("AGENT_RUNTIME__INTERNAL_API_KEY"), "{err}");
+            assert!(err.contains(ALLOW_NO_KEY_VAR), "{err}");
+            let c = Config::from_vars(&Vars::from_pairs([
+                ("CHAT_SERVICE_BIND", bind),
+                (ALLOW_NO_KEY_VAR, "1"),
+            ]))
+            .unwrap();
+            assert!(c.unauthenticated_bind);
+        }
     }
 }

@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
 
 pub use config::{Config, StartError};
+pub use sessions::ImportGate;
 pub use state::AppState;
 
 /// The OpenAPI document of every route, as served at `/openapi.json`.
@@ -96,6 +97,8 @@ pub struct AppParts {
     pub max_import_bytes: usize,
     /// The server's metrics (`GET /metrics`).
     pub metrics: web::Data<confab_web::Metrics>,
+    /// Session imports in flight (bounded).
+    pub imports: web::Data<ImportGate>,
 }
 
 impl AppParts {
@@ -107,6 +110,10 @@ impl AppParts {
             auth: config.auth.clone(),
             max_body_bytes: config.http.max_body_bytes,
             max_import_bytes: config.max_import_bytes,
+            imports: web::Data::new(ImportGate::new(
+                config.max_concurrent_imports,
+                config.max_import_bytes,
+            )),
             metrics: web::Data::new(metrics::build(
                 &state,
                 &confab_web::MetricsConfig::from_vars(&config.vars).unwrap_or_default(),
@@ -123,6 +130,7 @@ pub fn app_config(parts: &AppParts, cfg: &mut utoipa_actix_web::service_config::
         .app_data(parts.openapi.clone())
         .app_data(parts.auth.clone())
         .app_data(parts.metrics.clone())
+        .app_data(parts.imports.clone())
         .app_data(json_config(parts.max_body_bytes))
         .app_data(query_config())
         .app_data(path_config())

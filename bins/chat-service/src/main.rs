@@ -21,6 +21,23 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log);
+    let metrics_token = confab_web::MetricsConfig::from_vars(&config.vars)
+        .ok()
+        .and_then(|m| m.token);
+    if metrics_token.is_none() && !chat_service::config::is_loopback_bind(&config.http.bind) {
+        tracing::warn!(
+            bind = %config.http.bind,
+            "GET /metrics is open to anyone who reaches this address: METRICS_TOKEN is unset"
+        );
+    }
+    if config.unauthenticated_bind {
+        tracing::warn!(
+            bind = %config.http.bind,
+            "listening beyond loopback WITHOUT AGENT_RUNTIME__INTERNAL_API_KEY ({}=1): anyone who \
+             reaches this port can act as any user",
+            chat_service::config::ALLOW_NO_KEY_VAR
+        );
+    }
     let grace = config.http.shutdown_grace;
     let running = match chat_service::start(config).await {
         Ok(r) => r,

@@ -6,7 +6,6 @@ use confab_models::{
     ChatSession, MessagePage, MessageQuery, NewMessage, NewSession, SessionExport, SessionPage,
     SessionQuery, SessionSearchHit, SessionStatistics, SessionUpdate, UserSessionStats,
 };
-use confab_web::extract::parse_json;
 use confab_web::{ApiError, Caller, ErrorBody};
 use serde::{Deserialize, Serialize};
 
@@ -145,13 +144,183 @@ pub async fn user_stats(
 pub async fn import_session(
     state: Data,
     caller: Caller,
-    body: web::Bytes,
+    gate: web::Data<ImportGate>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let value: serde_json::Value = parse_json(&body)?;
-    let doc: SessionExport = serde_json::from_value(value)
-        .map_err(|e| ApiError::validation(format!("not a session export: {e}")))?;
+    // The caller is known (and the internal key checked) before a byte is read.
+    let (body, _slot) = gate.read(&req, payload).await?;
+    gate.check_value_count(&body)?;
+    let doc: SessionExport = serde_json::from_slice(&body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::validation(format!("not a session export: {e}")),
+            Category::Syntax | Category::Eof => {
+                ApiError::invalid_json(format!("request body is not valid JSON: {e}"))
+            }
+            Category::Io => ApiError::bad_request(format!("cannot read request body: {e}")),
+        }
+    })?;
+    drop(body);
     let session = state.history.import_document(&caller.user_id, doc).await?;
     Ok(HttpResponse::Created().json(session))
+}
+
+/// Session imports in flight: each body is read only with one of a few
+/// slots (`HTTP_MAX_CONCURRENT_IMPORTS`), so concurrent maximum-size
+/// imports take at most that many times `HTTP_MAX_IMPORT_BYTES`; a request
+/// that waits too long for a slot gets a 503.
+#[derive(Debug, Clone)]
+pub struct ImportGate {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    max_bytes: usize,
+}
+
+impl ImportGate {
+    /// `slots` imports at once, each at most `max_bytes`.
+    pub fn new(slots: usize, max_bytes: usize) -> Self {
+        Self {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+            max_bytes,
+        }
+    }
+
+    /// Most JSON values (scalars, arrays, objects) an import may hold: one
+    /// per 16 bytes of the limit (at least 100 000). Free-form metadata is
+    /// parsed into a tree of values, and `[0,0,...]` costs 16 times its
+    /// size there; counting first (without allocating) bounds that tree.
+    fn max_values(&self) -> usize {
+        (self.max_bytes / 16).max(100_000)
+    }
+
+    /// 413 when `body` holds more JSON values than [`Self::max_values`];
+    /// syntax errors are left to the typed parse.
+    fn check_value_count(&self, body: &[u8]) -> Result<(), ApiError> {
+        let max = self.max_values();
+        let mut count = 0usize;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let counted =
+            serde::de::DeserializeSeed::deserialize(CountValues(&mut count, max), &mut de);
+        if count > max {
+            return Err(ApiError::too_large(format!(
+                "the import holds more than {max} JSON values"
+            )));
+        }
+        drop(counted);
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        req: &actix_web::HttpRequest,
+        mut payload: web::Payload,
+    ) -> Result<(web::Bytes, tokio::sync::OwnedSemaphorePermit), ApiError> {
+        use futures_util::StreamExt;
+        let limit = self.max_bytes;
+        let too_large =
+            || ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"));
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let wait = std::time::Duration::from_secs(10);
+        let slot = tokio::time::timeout(wait, self.slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                ApiError::unavailable("too many imports at once; retry shortly")
+                    .with_retry_after(wait)
+            })?;
+        let mut buf = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok((buf.freeze(), slot))
+    }
+}
+
+/// Counts JSON values into `.0`, failing once there are more than `.1`.
+struct CountValues<'a>(&'a mut usize, usize);
+
+impl CountValues<'_> {
+    fn bump<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        *self.0 += 1;
+        if *self.0 > self.1 {
+            return Err(E::custom("too many JSON values"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for CountValues<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CountValues<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(mut self, _: bool) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_i64<E: serde::de::Error>(mut self, _: i64) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_u64<E: serde::de::Error>(mut self, _: u64) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_f64<E: serde::de::Error>(mut self, _: f64) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_str<E: serde::de::Error>(mut self, _: &str) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_none<E: serde::de::Error>(mut self) -> Result<(), E> {
+        self.bump()
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        self.bump()?;
+        while seq
+            .next_element_seed(CountValues(&mut *self.0, self.1))?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.bump()?;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(CountValues(&mut *self.0, self.1))?;
+        }
+        Ok(())
+    }
 }
 
 /// One of the caller's sessions (also archived or deleted: see `status`).

@@ -227,7 +227,7 @@ pub struct ExperienceFigures {
     pub avg_score: Option<f64>,
 }
 
-/// Counts over every user.
+/// Counts over every user (for administrators; the caller's own otherwise).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Counts {
     /// Sessions not deleted.
@@ -278,6 +278,9 @@ pub struct Stats {
 }
 
 /// Statistics: active generations, providers, counts, memory, feedback.
+/// Administrators see figures over every user and the providers' errors;
+/// other users see their own figures (`counts`, `memory`, `experience`
+/// are theirs) and only whether each provider answers.
 #[utoipa::path(
     tag = SYSTEM,
     responses(
@@ -290,6 +293,9 @@ pub async fn stats(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<web::Json<Stats>, ApiError> {
+    if !caller.is_admin() {
+        return user_stats(&state, &caller).await;
+    }
     let (counts, user_memory, user, experience, providers) = futures_util::join!(
         state.sessions.global_counts(),
         state.memory.count(&caller.user_id),
@@ -305,10 +311,7 @@ pub async fn stats(
         is_processing: active > 0,
         active_generations: active,
         uptime_secs: state.started.elapsed().as_secs(),
-        model_manager: state.main_provider().map(|p| ModelManager {
-            provider: p.provider().to_owned(),
-            current_model: p.default_model().to_owned(),
-        }),
+        model_manager: model_manager(&state),
         providers,
         memory: MemoryFigures {
             total: counts.memory_items,
@@ -320,5 +323,56 @@ pub async fn stats(
         },
         counts: counts.into(),
         user: user?,
+    }))
+}
+
+fn model_manager(state: &AppState) -> Option<ModelManager> {
+    state.main_provider().map(|p| ModelManager {
+        provider: p.provider().to_owned(),
+        current_model: p.default_model().to_owned(),
+    })
+}
+
+/// [`stats`] for a user who is not an administrator: their own figures.
+async fn user_stats(state: &AppState, caller: &Caller) -> Result<web::Json<Stats>, ApiError> {
+    let (user_memory, user, experience, providers) = futures_util::join!(
+        state.memory.count(&caller.user_id),
+        state.sessions.stats(&caller.user_id),
+        state.feedback.experience(Some(&caller.user_id), 0),
+        probe_providers(state),
+    );
+    let (user_memory, user, experience) = (user_memory?, user?, experience?);
+    let active = state.active();
+    // Whether a provider answers, not why it failed nor what else it serves.
+    let providers = providers
+        .into_iter()
+        .map(|p| ProviderHealth {
+            error: p.error.map(|_| "unavailable".to_owned()),
+            models: Vec::new(),
+            ..p
+        })
+        .collect();
+    Ok(web::Json(Stats {
+        timestamp: Utc::now(),
+        is_processing: active > 0,
+        active_generations: active,
+        uptime_secs: state.started.elapsed().as_secs(),
+        model_manager: model_manager(state),
+        providers,
+        counts: Counts {
+            sessions: user.total_sessions,
+            messages: user.total_messages,
+            memory_items: user_memory,
+            feedback: experience.total,
+        },
+        memory: MemoryFigures {
+            total: user_memory,
+            user: user_memory,
+        },
+        experience: ExperienceFigures {
+            total: experience.total,
+            avg_score: experience.average_score,
+        },
+        user,
     }))
 }

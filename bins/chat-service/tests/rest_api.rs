@@ -473,7 +473,7 @@ async fn feedback_memory_experience_and_stats(db: Db) {
         .collect();
     assert_eq!(items, ["fact 2", "fact 1"]);
 
-    let stats = expect(server.as_user("alice", Method::GET, "/api/stats"), 200).await;
+    let stats = expect(server.as_admin("alice", Method::GET, "/api/stats"), 200).await;
     assert_eq!(stats["counts"]["sessions"], 1);
     assert_eq!(stats["counts"]["messages"], 2);
     assert_eq!(stats["counts"]["memory_items"], 4);
