@@ -28,16 +28,10 @@ async fn stored_counts(db: &Db) -> (HashMap<String, i64>, HashMap<String, i64>) 
             .group_by(chat_messages::session_id)
             .select((chat_messages::session_id, diesel::dsl::count_star()))
             .load(conn)?;
-        let counts: Vec<(String, i32)> = chat_sessions::table
+        let counts: Vec<(String, i64)> = chat_sessions::table
             .select((chat_sessions::id, chat_sessions::message_count))
             .load(conn)?;
-        Ok::<_, StoreError>((
-            rows.into_iter().collect(),
-            counts
-                .into_iter()
-                .map(|(id, n)| (id, i64::from(n)))
-                .collect(),
-        ))
+        Ok::<_, StoreError>((rows.into_iter().collect(), counts.into_iter().collect()))
     })
     .await
     .unwrap()
