@@ -282,14 +282,14 @@ pub fn checked_target(path_and_query: &str, prefixes: &[&str]) -> Result<String,
     for segment in path.split('/') {
         // Decoding up to three times covers `%2e`, `%252e` and `%25252e`.
         let mut text = segment.to_owned();
-        for _ in 0..4 {
+        for round in 0..=4 {
             if text == "." || text == ".." {
                 return Err(invalid_path("`.` and `..` segments are not allowed"));
             }
             if text.contains('\\') || (text.contains('/') && text != segment) {
                 return Err(invalid_path("encoded slashes are not allowed"));
             }
-            if !text.contains('%') {
+            if !text.contains('%') || round == 4 {
                 break;
             }
             text = String::from_utf8_lossy(&percent_decode(&text)).into_owned();
@@ -320,6 +320,26 @@ pub fn unavailable() -> ApiError {
     ApiError::unavailable("no chat-service instance is reachable; try again shortly")
 }
 
+/// Streams an upstream response back unchanged (status, headers, body),
+/// marked [`crate::metrics::FromUpstream`].
+fn relay(resp: reqwest::Response) -> HttpResponse {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HttpResponse::build(status);
+    for (name, value) in resp.headers() {
+        if DROP_RESPONSE.contains(&name.as_str()) {
+            continue;
+        }
+        out.append_header((name.as_str(), value.as_bytes()));
+    }
+    let body = resp.bytes_stream().map(|chunk| {
+        chunk.map_err(|e| {
+            tracing::debug!(error = %e, "upstream body ended early");
+            actix_web::error::ErrorBadGateway("upstream body ended early")
+        })
+    });
+    crate::metrics::mark_upstream(out.streaming(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::checked_target;
@@ -340,6 +360,7 @@ mod tests {
             "/api/chatx",
             "/metrics",
             "/api/sessions/%25252525252e",
+            "/api/sessions/%25252e%25252e/x",
         ] {
             assert!(checked_target(bad, prefixes).is_err(), "{bad}");
         }
@@ -355,24 +376,4 @@ mod tests {
             assert_eq!(checked_target(good, prefixes).unwrap(), good);
         }
     }
-}
-
-/// Streams an upstream response back unchanged (status, headers, body),
-/// marked [`crate::metrics::FromUpstream`].
-fn relay(resp: reqwest::Response) -> HttpResponse {
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut out = HttpResponse::build(status);
-    for (name, value) in resp.headers() {
-        if DROP_RESPONSE.contains(&name.as_str()) {
-            continue;
-        }
-        out.append_header((name.as_str(), value.as_bytes()));
-    }
-    let body = resp.bytes_stream().map(|chunk| {
-        chunk.map_err(|e| {
-            tracing::debug!(error = %e, "upstream body ended early");
-            actix_web::error::ErrorBadGateway("upstream body ended early")
-        })
-    });
-    crate::metrics::mark_upstream(out.streaming(body))
 }

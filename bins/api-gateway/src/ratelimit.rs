@@ -213,10 +213,12 @@ impl RateLimiter {
         if let Some(r) = &self.redis {
             let redis_key = r.redis.key(&format!("rl:{}:{key}", r.name));
             let burst = self.limit.burst;
+            let script = redis::Script::new(REFUND_LUA);
+            let script = &script;
             let done = r
                 .redis
                 .call(|mut c| async move {
-                    redis::Script::new(REFUND_LUA)
+                    script
                         .key(redis_key)
                         .arg(burst)
                         .invoke_async::<i64>(&mut c)

@@ -338,7 +338,7 @@ async fn user_stats(state: &AppState, caller: &Caller) -> Result<web::Json<Stats
     let (user_memory, user, experience, providers) = futures_util::join!(
         state.memory.count(&caller.user_id),
         state.sessions.stats(&caller.user_id),
-        state.feedback.experience(Some(&caller.user_id), 0),
+        state.feedback.experience(Some(caller.user_id.as_str()), 0),
         probe_providers(state),
     );
     let (user_memory, user, experience) = (user_memory?, user?, experience?);
