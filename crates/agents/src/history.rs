@@ -35,6 +35,16 @@ impl HistoryConversationStore {
     pub fn new(sessions: SessionService, history: HistoryService) -> Self {
         Self { sessions, history }
     }
+
+    /// The session service it writes through.
+    pub fn sessions(&self) -> &SessionService {
+        &self.sessions
+    }
+
+    /// The history service it writes through.
+    pub fn history(&self) -> &HistoryService {
+        &self.history
+    }
 }
 
 impl ConversationStore for HistoryConversationStore {

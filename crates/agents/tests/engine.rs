@@ -75,13 +75,13 @@ async fn persisted(
 ) -> (i64, Vec<confab_models::Message>) {
     let s = fx
         .store
-        .sessions
+        .sessions()
         .get(user, &session.to_string())
         .await
         .unwrap();
     let mut page = fx
         .store
-        .history
+        .history()
         .get_session_messages(user, &session.to_string(), MessageQuery::default())
         .await
         .unwrap();
@@ -143,7 +143,7 @@ async fn simple_echo_streams_and_persists(db: Db) {
     // The session is titled from its first message.
     let session = fx
         .store
-        .sessions
+        .sessions()
         .get("alice", &sid.to_string())
         .await
         .unwrap();
@@ -194,7 +194,7 @@ async fn simple_error_500_saves_and_ends_with_error(db: Db) {
     );
     let sessions = fx
         .store
-        .sessions
+        .sessions()
         .list_user_sessions("bob", Default::default())
         .await
         .unwrap();
@@ -234,7 +234,7 @@ async fn provider_rate_limit_carries_retry_after(db: Db) {
         assert_eq!(wire.as_object().unwrap().len(), 3, "{wire}");
         let sessions = fx
             .store
-            .sessions
+            .sessions()
             .list_user_sessions(&user, Default::default())
             .await
             .unwrap();
@@ -295,7 +295,7 @@ async fn simple_drop_mid_stream_keeps_partial(db: Db) {
     assert!(l.last().unwrap().starts_with("error:provider_"), "{l:?}");
     let sessions = fx
         .store
-        .sessions
+        .sessions()
         .list_user_sessions("bob", Default::default())
         .await
         .unwrap();
@@ -374,7 +374,7 @@ async fn dropped_client_cancels_and_saves(db: Db) {
     for _ in 0..100 {
         let sessions = fx
             .store
-            .sessions
+            .sessions()
             .list_user_sessions("dave", Default::default())
             .await
             .unwrap();
@@ -854,7 +854,7 @@ async fn bad_turns_get_clear_errors(db: Db) {
     assert_eq!(count, 2);
     assert!(
         fx.store
-            .sessions
+            .sessions()
             .list_user_sessions("u", Default::default())
             .await
             .unwrap()
@@ -947,7 +947,7 @@ async fn stateless_turn_saves_nothing(db: Db) {
     );
     let sessions = fx
         .store
-        .sessions
+        .sessions()
         .list_user_sessions("sam", Default::default())
         .await
         .unwrap();
