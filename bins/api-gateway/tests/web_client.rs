@@ -54,7 +54,7 @@ async fn the_gateway_serves_the_web_client() {
     );
     let etag = h["etag"].to_str().unwrap().to_owned();
     let gz = resp.bytes().await.unwrap();
-    assert_eq!(&gz[..2], &[0x1f, 0x8b], "not gzip");
+    assert!(gz.starts_with(&[0x1f, 0x8b]), "not gzip");
     // The same page uncompressed when the client takes no encoding.
     let resp = client.get(format!("{url}/")).send().await.unwrap();
     assert!(resp.headers().get("content-encoding").is_none());
