@@ -29,7 +29,7 @@ async fn the_gateway_serves_the_web_client() {
     let h = resp.headers().clone();
     assert_eq!(h["cache-control"], "no-cache");
     assert_eq!(h["content-encoding"], "gzip");
-    assert_eq!(h["vary"], "Accept-Encoding");
+    assert!(h["vary"].to_str().unwrap().contains("Accept-Encoding"));
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
     let csp = h["content-security-policy"].to_str().unwrap().to_owned();
@@ -54,7 +54,7 @@ async fn the_gateway_serves_the_web_client() {
     );
     let etag = h["etag"].to_str().unwrap().to_owned();
     let gz = resp.bytes().await.unwrap();
-    assert_eq!(&gz[..2], &[0x1f, 0x8b], "not gzip");
+    assert!(gz.starts_with(&[0x1f, 0x8b]), "not gzip");
     // The same page uncompressed when the client takes no encoding.
     let resp = client.get(format!("{url}/")).send().await.unwrap();
     assert!(resp.headers().get("content-encoding").is_none());

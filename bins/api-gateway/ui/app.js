@@ -154,8 +154,8 @@ function sidebar() {
   const search = h("input", { type: "search", id: "search", placeholder: "Search messages", autocomplete: "off", "aria-label": "Search messages" });
   const filter = h("select", { id: "session-filter", "aria-label": "Which conversations" },
     h("option", { value: "active" }, "Active"), h("option", { value: "archived" }, "Archived"));
-  const file = h("input", { type: "file", accept: ".json,application/json", class: "sr-only", id: "import-file", "aria-label": "Import a conversation (JSON export)" });
-  const importBtn = h("button", { type: "button", class: "ghost small", onclick: () => file.click() }, "Import");
+  const file = h("input", { type: "file", accept: ".json,application/json", hidden: true, id: "import-file", tabindex: "-1" });
+  const importBtn = h("button", { type: "button", class: "ghost small", title: "Import a conversation (a JSON export)", "aria-label": "Import a conversation (a JSON export)", onclick: () => file.click() }, "Import");
   const el = h("aside", { class: "sidebar", id: "sidebar", "aria-label": "Conversations" },
     h("div", { class: "side-top" },
       h("a", { class: "primary new-chat", href: "#/chat", id: "new-chat", onclick: () => { if (route().name === "chat" && !route().args.length) show(); } }, "+ New chat")),
@@ -349,6 +349,9 @@ function sidebar() {
   }
 
   document.addEventListener("click", () => { for (const m of el.querySelectorAll(".menu")) m.hidden = true; });
+  // On a phone the sidebar is a drawer: following a link closes it (also
+  // when the link is the page already shown, which fires no hashchange).
+  el.addEventListener("click", (e) => { if (e.target.closest("a")) toggleSide(false); });
   loadMore();
   return { el, reload, upsert, markCurrent, state };
 }

@@ -193,7 +193,10 @@ def browser():
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--disable-default-apps", "--disable-extensions"],
+                  "--disable-default-apps", "--disable-extensions"]
+            # A fulfilled (routed) page has no address space of its own:
+            # Chromium's local-network checks would refuse its WebSocket.
+            + (["--disable-features=LocalNetworkAccessChecks"] if UI_FROM_SOURCE else []),
         )
         yield b
         b.close()
@@ -257,6 +260,31 @@ class Watch:
 
 ALL_WATCHES = []
 
+# CONFAB_UI_FROM_SOURCE=1: the page and its files come from
+# bins/api-gateway/ui/ as they are on disk (unhashed, uncompressed, same CSP),
+# the API and /ws/chat from the running gateway: for working on the client
+# without rebuilding the gateway. Not for measurements.
+UI_FROM_SOURCE = os.environ.get("CONFAB_UI_FROM_SOURCE") == "1"
+UI_DIR = Path(__file__).resolve().parents[2] / "ui"
+
+
+def serve_ui_from_source(ctx, origin):
+    types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
+    host = urlparse(origin).netloc
+    csp = (f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+           f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'")
+
+    def handle(route):
+        path = urlparse(route.request.url).path
+        file = UI_DIR / ("index.html" if path in ("/", "/index.html") else path.removeprefix("/assets/"))
+        if not file.resolve().is_relative_to(UI_DIR) or not file.is_file():
+            return route.fulfill(status=404, body="not found")
+        route.fulfill(status=200, body=file.read_bytes(),
+                      headers={"content-type": types.get(file.suffix, "text/plain"), "content-security-policy": csp,
+                               "cache-control": "no-store"})
+    ctx.route(f"{origin}/", handle)
+    ctx.route(f"{origin}/assets/**", handle)
+
 
 @pytest.fixture
 def new_context(browser, stack, request):
@@ -268,6 +296,8 @@ def new_context(browser, stack, request):
 
     def make(**kw):
         ctx = browser.new_context(base_url=stack.url, accept_downloads=True, **kw)
+        if UI_FROM_SOURCE:
+            serve_ui_from_source(ctx, stack.url)
         watch = Watch(stack.url)
         ctx.on("page", watch.attach)
         page = ctx.new_page()

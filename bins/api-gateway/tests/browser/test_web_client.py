@@ -19,7 +19,7 @@ from urllib.request import Request, urlopen
 import pytest
 from playwright.sync_api import expect
 
-from conftest import OUT, Stack
+from conftest import OUT, UI_FROM_SOURCE, Stack, serve_ui_from_source
 
 PASSWORD = "correct horse 42"
 REPO = Path(__file__).resolve().parents[4]
@@ -454,6 +454,8 @@ def test_screenshot_of_a_conversation_with_sources(browser, tmp_path):
     s = Stack(tmp_path, builtin_model=True)
     try:
         ctx = browser.new_context(base_url=s.url, viewport={"width": 1280, "height": 800}, device_scale_factor=1, color_scheme="light")
+        if UI_FROM_SOURCE:
+            serve_ui_from_source(ctx, s.url)
         page = ctx.new_page()
         register(page, email("shot"))
         ask(page, "What is ownership in Rust?")
