@@ -83,6 +83,9 @@ pub struct ProviderHealth {
     pub latency_ms: f64,
     /// Why it failed.
     pub error: Option<String>,
+    /// Which model answers, what it is good for and how to switch (the
+    /// in-process and built-in models; servers describe themselves).
+    pub about: Option<String>,
 }
 
 /// Versions of what answers.
@@ -155,6 +158,7 @@ pub async fn probe_providers(state: &AppState) -> Vec<ProviderHealth> {
                     models,
                     latency_ms,
                     error,
+                    about: p.about(),
                 }
             }),
     )

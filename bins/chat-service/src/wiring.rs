@@ -77,6 +77,9 @@ pub async fn build(
         embedding_model = %llm.embedding.model,
         "models ready"
     );
+    if let Some(about) = model.about() {
+        tracing::info!("chat model: {about}");
+    }
     let rag_config = RagConfig {
         embedding_model: llm.embedding.model.clone(),
         ..RagConfig::default()

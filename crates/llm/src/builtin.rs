@@ -205,6 +205,13 @@ impl ChatModel for BuiltinProvider {
         NAME
     }
 
+    fn about(&self) -> Option<String> {
+        Some(format!(
+            "builtin: the offline extractive model, no language model at all: it answers by quoting the retrieved sentences that best match the question (with [n] citations); it cannot explain, rephrase or reason; {}",
+            crate::SWITCH_HINT
+        ))
+    }
+
     fn stream(&self, request: ChatRequest) -> ChatStream {
         Box::pin(stream::once(async move { respond(&request) }).flat_map(stream::iter))
     }

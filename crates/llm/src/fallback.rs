@@ -65,6 +65,10 @@ impl ChatModel for Fallback {
         self.chain.first().map_or("none", |m| m.default_model())
     }
 
+    fn about(&self) -> Option<String> {
+        self.chain.first().and_then(|m| m.about())
+    }
+
     fn stream(&self, request: ChatRequest) -> ChatStream {
         let chain = self.chain.clone();
         Box::pin(async_stream::stream! {

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt};
 
 pub use builtin::BuiltinProvider;
-pub use config::{EmbeddingConfig, LlmConfig, ProviderConfig, ProviderKind};
+pub use config::{EmbeddingConfig, LOCAL_CHAT_FILE, LlmConfig, ProviderConfig, ProviderKind};
 pub use error::LlmError;
 pub use fallback::Fallback;
 pub use http::HttpOptions;
@@ -107,7 +107,18 @@ pub trait ChatModel: Send + Sync {
         };
         Box::pin(async move { Ok(vec![info]) })
     }
+
+    /// One line for people: which model answers and what it is good for
+    /// (shown by `/api/health` and logged at startup). `None` for servers,
+    /// which describe themselves.
+    fn about(&self) -> Option<String> {
+        None
+    }
 }
+
+/// How to switch from the in-process models to a real server, for the
+/// startup log, `/api/health` and the README.
+pub const SWITCH_HINT: &str = "for better answers use a bigger model: OLLAMA_HOST=http://127.0.0.1:11434 AGENT_RUNTIME__LLM_MODEL=llama3.2 (Ollama), or AGENT_RUNTIME__LLM_PROXY_URL=http://host:port/v1 OPENAI_API_KEY=... (any OpenAI-compatible server)";
 
 /// A model that turns texts into vectors.
 ///
@@ -143,6 +154,9 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     }
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, LlmError>> {
         (**self).list_models()
+    }
+    fn about(&self) -> Option<String> {
+        (**self).about()
     }
 }
 

@@ -49,6 +49,9 @@ impl ChatModel for Provider {
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, LlmError>> {
         dispatch!(self, p => p.list_models())
     }
+    fn about(&self) -> Option<String> {
+        dispatch!(self, p => p.about())
+    }
 }
 
 impl EmbeddingModel for Provider {

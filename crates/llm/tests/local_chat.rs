@@ -188,6 +188,52 @@ async fn a_full_queue_is_busy() {
     );
 }
 
+#[tokio::test]
+async fn a_second_turn_reuses_the_cached_prefix_and_answers_the_same() {
+    let Some(model) = load() else { return };
+    let Some(fresh) = load() else { return };
+    let history: String = (1..=40)
+        .map(|i| format!("Note {i}: the shop opens at {} o'clock. ", 6 + i % 5))
+        .collect();
+    let turn1 = vec![
+        ChatMessage::system(history),
+        ChatMessage::user("When does the shop open?"),
+    ];
+    let started = Instant::now();
+    let first = model
+        .complete(greedy_messages(turn1.clone(), 12))
+        .await
+        .unwrap();
+    let cold = started.elapsed();
+    let mut turn2 = turn1;
+    turn2.push(ChatMessage::assistant(first.content.clone()));
+    turn2.push(ChatMessage::user("And on Sundays?"));
+    let request = greedy_messages(turn2, 12);
+    let started = Instant::now();
+    let warm = model.complete(request.clone()).await.unwrap();
+    let warm_time = started.elapsed();
+    // The same conversation on a model with nothing cached.
+    let started = Instant::now();
+    let expected = fresh.complete(request).await.unwrap();
+    let fresh_time = started.elapsed();
+    eprintln!(
+        "turn 1 {cold:?}; turn 2 {warm_time:?} with the cached prefix, {fresh_time:?} without ({} prompt tokens)",
+        expected.usage.unwrap().prompt_tokens
+    );
+    assert_eq!(
+        warm.content, expected.content,
+        "the cached prefix changes nothing"
+    );
+    assert_eq!(warm.usage, expected.usage);
+}
+
+fn greedy_messages(messages: Vec<ChatMessage>, max_tokens: u32) -> ChatRequest {
+    let mut r = ChatRequest::new(messages);
+    r.temperature = Some(0.0);
+    r.max_tokens = Some(max_tokens);
+    r
+}
+
 #[test]
 fn missing_or_invalid_model_file_is_a_config_error() {
     let missing = LocalChat::load(LocalChatConfig::new("/nonexistent/model.gguf"));

@@ -51,6 +51,12 @@ impl ChatModel for LocalProvider {
             LocalProvider::Embed(_) => Box::pin(async { Ok(Vec::new()) }),
         }
     }
+    fn about(&self) -> Option<String> {
+        match self {
+            LocalProvider::Chat(c) => c.about(),
+            LocalProvider::Embed(_) => None,
+        }
+    }
 }
 
 impl EmbeddingModel for LocalProvider {
