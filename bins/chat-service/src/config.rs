@@ -90,7 +90,13 @@ impl Config {
         let auth = AuthConfig::from_vars(vars);
         // Without a key, identity headers are believed from anyone who can
         // connect: only loopback, unless the operator really means it.
-        let exposed = !is_loopback_bind(&http.bind) && !auth.requires_internal_key();
+        // (A bind that is not HOST:PORT at all fails later, as "cannot listen".)
+        let is_host_port = http
+            .bind
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        let exposed =
+            is_host_port && !is_loopback_bind(&http.bind) && !auth.requires_internal_key();
         let allowed = vars.flag(ALLOW_NO_KEY_VAR, false)?;
         if exposed && !allowed {
             return Err(ConfigError::Invalid {
