@@ -3,7 +3,9 @@
 //!
 //! For every turn it: checks the message, finds or creates the session
 //! (titled from its first message), builds the context window, saves the
-//! user message (the acknowledgement: from here it is never lost), runs a
+//! user message (the acknowledgement: from here it is never lost; a new
+//! or empty session's first message is saved in the same write that
+//! creates or titles it, since it has no history to read), runs a
 //! backend, forwards its events, and saves the assistant message with
 //! model, tokens, response time, sources and tool calls. Cancelled or
 //! failed answers are saved with what was generated and finish reason
@@ -18,7 +20,7 @@ use chrono::{DateTime, Utc};
 use confab_llm::ChatMessage;
 use confab_models::{
     AgentKind, ChatSession, FinishReason, MemoryItem, Message, MessageRole, NewMessage, NewSession,
-    ServerEvent, SessionUpdate, SourceInfo, Usage,
+    ServerEvent, SourceInfo, Usage,
 };
 use confab_rag::chunk::count_tokens;
 use futures_util::{Stream, StreamExt};
@@ -264,12 +266,13 @@ impl Engine {
     ) -> Result<Vec<ChatMessage>, AgentError> {
         let config = &self.inner.config;
         let sid = session.id.to_string();
-        let history = self
-            .inner
-            .store
-            .recent_messages(user_id, &sid, config.history_messages)
-            .await?;
-        let memory = self.recall(user_id).await;
+        let (history, memory) = tokio::join!(
+            self.inner
+                .store
+                .recent_messages(user_id, &sid, config.history_messages),
+            self.recall(user_id)
+        );
+        let history = history?;
         let agent = agent_of(session);
         let system = system_prompt(agent, session.course_id.as_deref(), settings);
         Ok(build_context(
@@ -481,6 +484,24 @@ impl Engine {
         }
     }
 
+    /// The context window of a session's first message (no history yet).
+    fn first_context(
+        &self,
+        session: &ChatSession,
+        settings: &UserSettings,
+        memory: &[MemoryItem],
+        new_message: &str,
+    ) -> Vec<ChatMessage> {
+        let system = system_prompt(agent_of(session), session.course_id.as_deref(), settings);
+        build_context(
+            &system,
+            memory,
+            &[],
+            new_message,
+            self.inner.config.context_tokens,
+        )
+    }
+
     /// Checks the turn, finds or creates the session, builds the context
     /// and saves the user message.
     async fn prepare(
@@ -504,46 +525,52 @@ impl Engine {
         let backend = self.inner.backends.get(turn.backend.as_deref())?;
         let backend_name = backend.name().to_owned();
         let user = turn.user_id.as_str();
-        let mut session = match turn.session_id {
-            Some(id) => store.get_session(user, &id.to_string()).await?,
+        let message = NewMessage::new(MessageRole::User, content.clone());
+        let title = || title_from(&content, config.title_chars);
+        // A new or empty session has no history to read: its first message
+        // is saved in the same write that creates or titles the session,
+        // while the long-term memory is read alongside. A session with
+        // history has its window built first, then the message saved.
+        let (session, mut context) = match turn.session_id {
             None => {
                 let course = check_course(turn.agent, turn.course_id.as_deref())?;
-                store
-                    .create_session(
-                        user,
-                        NewSession {
-                            title: Some(title_from(&content, config.title_chars)),
-                            agent: Some(turn.agent.as_str().to_owned()),
-                            course_id: course,
-                            ..NewSession::default()
-                        },
-                    )
-                    .await?
+                let new = NewSession {
+                    title: Some(title()),
+                    agent: Some(turn.agent.as_str().to_owned()),
+                    course_id: course,
+                    ..NewSession::default()
+                };
+                // The acknowledgement: from here on the message is kept.
+                let (created, memory) = tokio::join!(
+                    store.create_session_with_message(user, new, message),
+                    self.recall(user)
+                );
+                let (session, _) = created?;
+                let context = self.first_context(&session, &turn.settings, &memory, &content);
+                (session, context)
+            }
+            Some(id) => {
+                let session = store.get_session(user, &id.to_string()).await?;
+                let sid = session.id.to_string();
+                if session.message_count == 0 {
+                    // A session opened empty (WebSocket `init`) is titled by its first message.
+                    let (saved, memory) = tokio::join!(
+                        store.save_first_message(user, &sid, title(), message),
+                        self.recall(user)
+                    );
+                    saved?;
+                    let context = self.first_context(&session, &turn.settings, &memory, &content);
+                    (session, context)
+                } else {
+                    let context = self
+                        .conversation_context(user, &session, &turn.settings, &content)
+                        .await?;
+                    // The acknowledgement: from here on the message is kept.
+                    store.save_message(user, &sid, message).await?;
+                    (session, context)
+                }
             }
         };
-        if turn.session_id.is_some() && session.message_count == 0 {
-            // A session opened empty (WebSocket `init`) is titled by its first message.
-            let update = SessionUpdate {
-                title: Some(title_from(&content, config.title_chars)),
-                ..SessionUpdate::default()
-            };
-            session = store
-                .update_session(user, &session.id.to_string(), update)
-                .await?;
-        }
-        let context = self
-            .conversation_context(user, &session, &turn.settings, &content)
-            .await?;
-        let sid = session.id.to_string();
-        // The acknowledgement: from here on the message is kept.
-        store
-            .save_message(
-                user,
-                &sid,
-                NewMessage::new(MessageRole::User, content.clone()),
-            )
-            .await?;
-        let mut context = context;
         context.pop(); // the new message: the backend adds it
         let ctx = ChatContext {
             user_id: turn.user_id.clone(),

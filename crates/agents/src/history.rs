@@ -123,6 +123,35 @@ impl ConversationStore for HistoryConversationStore {
                 .map_err(store_error)
         })
     }
+
+    fn create_session_with_message<'a>(
+        &'a self,
+        user_id: &'a str,
+        new: NewSession,
+        message: NewMessage,
+    ) -> BoxFuture<'a, StoreResult<(ChatSession, Message)>> {
+        Box::pin(async move {
+            self.history
+                .create_session_with_message(user_id, new, message)
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn save_first_message<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+        title: String,
+        message: NewMessage,
+    ) -> BoxFuture<'a, StoreResult<Message>> {
+        Box::pin(async move {
+            self.history
+                .save_first_message(user_id, session_id, &title, message)
+                .await
+                .map_err(store_error)
+        })
+    }
 }
 
 /// [`MemoryStore`] over [`MemoryService`].

@@ -64,6 +64,44 @@ pub trait ConversationStore: Send + Sync {
         session_id: &'a str,
         n: u32,
     ) -> BoxFuture<'a, StoreResult<Vec<Message>>>;
+
+    /// Creates a session holding `message` as its first message. A store
+    /// that can should do it in one write (this default makes two).
+    fn create_session_with_message<'a>(
+        &'a self,
+        user_id: &'a str,
+        new: NewSession,
+        message: NewMessage,
+    ) -> BoxFuture<'a, StoreResult<(ChatSession, Message)>> {
+        Box::pin(async move {
+            let session = self.create_session(user_id, new).await?;
+            let saved = self
+                .save_message(user_id, &session.id.to_string(), message)
+                .await?;
+            Ok((session, saved))
+        })
+    }
+
+    /// Saves the first message of a session opened empty and gives the
+    /// session `title`. A store that can should do both in one write and
+    /// set the title only while the session has no message (this default
+    /// makes two writes).
+    fn save_first_message<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+        title: String,
+        message: NewMessage,
+    ) -> BoxFuture<'a, StoreResult<Message>> {
+        Box::pin(async move {
+            let update = SessionUpdate {
+                title: Some(title),
+                ..SessionUpdate::default()
+            };
+            self.update_session(user_id, session_id, update).await?;
+            self.save_message(user_id, session_id, message).await
+        })
+    }
 }
 
 /// Long-term memory items of a user.

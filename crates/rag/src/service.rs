@@ -571,6 +571,9 @@ impl Rag {
         };
         let fused = fuse(&vector_hits, &keyword_hits, self.config.rrf_k, options.mode);
         let wanted: Vec<i64> = fused.iter().take(k * 3).map(|(id, _)| *id).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids = wanted.clone();
         let details = self
             .db

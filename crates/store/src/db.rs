@@ -98,9 +98,10 @@ pub struct DbConfig {
     /// writers do not pay for checkpoints (and their fsync) on commit.
     /// `None` leaves checkpointing to SQLite's auto-checkpoint alone.
     pub sqlite_checkpoint_interval: Option<Duration>,
-    /// Group commit for [`Db::write`]: at most this many callers' writes
-    /// share one transaction (and its commit). `0` or `1` turns group
-    /// commit off: each write is then a transaction of its own.
+    /// Group commit for [`Db::write`] on SQLite: at most this many
+    /// callers' writes share one transaction (and its commit). `0` or `1`
+    /// turns group commit off: each write is then a transaction of its
+    /// own, as always on PostgreSQL.
     pub write_batch: usize,
 }
 
@@ -236,7 +237,10 @@ impl Db {
             // safety valve (~32 MB of WAL); without it, SQLite's default.
             autocheckpoint_pages: if checkpointer.is_some() { 8000 } else { 1000 },
         };
-        let group = (config.write_batch > 1).then(|| {
+        // Group commit pays on SQLite (one writer at a time anyway; commits
+        // shared). PostgreSQL runs writers in parallel on several
+        // connections, which one serial writer measured slower than.
+        let group = (config.write_batch > 1 && backend == Backend::Sqlite).then(|| {
             // Queued writes are bounded like the pool's callers: a burst
             // beyond a few batches waits for a slot (then `PoolTimeout`).
             Arc::new(GroupWriter::new(config.write_batch, config.write_batch * 4))
@@ -323,7 +327,7 @@ impl Db {
     }
 
     /// Runs the write `f` in a transaction and returns once it is
-    /// committed. With group commit on (the default, see
+    /// committed. With group commit on (the default on SQLite, see
     /// [`DbConfig::write_batch`]) `f` runs on the single writer in its own
     /// savepoint, sharing a transaction with the other writes queued at the
     /// same time: a failing `f` undoes its own changes only, and every
