@@ -76,11 +76,15 @@ tree_ok() { # DIR
 }
 
 # The bin dir of the first installed package, or nothing.
+# A package whose pgvector crashed on this machine's CPU (see cpu_check).
+cpu_bad_marker() { echo "$PGV_CACHE/$1-$2.unsupported-cpu"; }
+
 installed_bindir() {
   if [ -n "${PGVECTOR_BINDIR:-}" ]; then echo "$PGVECTOR_BINDIR"; return; fi
   local name ver _pg _vec _sha t
   while read -r name ver _pg _vec _sha; do
     [ -n "$name" ] || continue
+    [ -f "$(cpu_bad_marker "$name" "$ver")" ] && continue
     t=$(tree_dir "$name" "$ver")
     if tree_ok "$t"; then echo "$t/pgserver/pginstall/bin"; return; fi
   done <<<"$PACKAGES"
@@ -290,9 +294,18 @@ do_install() {
   ensure_pg_user
   while read -r name ver pgv vecv sha; do
     [ -n "$name" ] || continue
+    if [ -f "$(cpu_bad_marker "$name" "$ver")" ]; then
+      log "skipping $name==$ver: its pgvector crashed on this CPU before ($(cpu_bad_marker "$name" "$ver"))"
+      continue
+    fi
     if install_pkg "$name" "$ver" "$sha"; then
-      done_pkg="$name $ver (PostgreSQL $pgv, pgvector $vecv)"
-      break
+      if cpu_check "$(tree_dir "$name" "$ver")/pgserver/pginstall/bin"; then
+        done_pkg="$name $ver (PostgreSQL $pgv, pgvector $vecv)"
+        break
+      fi
+      touch "$(cpu_bad_marker "$name" "$ver")"
+      log "WARNING: $name==$ver: pgvector crashed building an HNSW index on this CPU (a wheel built for newer SIMD); trying the next package"
+      continue
     fi
     log "WARNING: $name==$ver could not be installed; trying the next package"
   done <<<"$PACKAGES"
@@ -301,6 +314,27 @@ do_install() {
   [ -n "$b" ] || die "installed, but no usable tree found"
   v=$(check_bindir "$b")
   log "ready: $done_pkg: $v, bin dir $b (install took $((SECONDS - t0)) s)"
+}
+
+# Whether pgvector under BINDIR survives the work the tests give it on this
+# CPU: some wheels' vector.so is built for SIMD this machine lacks and dies
+# with SIGILL ("invalid opcode") building an HNSW index, not at CREATE EXTENSION.
+cpu_check() { # BINDIR
+  local b=$1 tmp url ok=1
+  tmp=$(mktemp -d /tmp/confab-pgv-check.XXXXXX)
+  chmod 755 "$tmp"
+  if url=$(PGVECTOR_BINDIR=$b "$0" start "$tmp" 2>"$tmp/start.err"); then
+    env -u PGOPTIONS -u PGSERVICE "$b/psql" -X -q -At -v ON_ERROR_STOP=1 "$url" \
+      -c 'CREATE EXTENSION vector' \
+      -c 'CREATE TABLE t (e vector(384))' \
+      -c 'INSERT INTO t SELECT array_fill(random()::real, ARRAY[384])::vector FROM generate_series(1, 200)' \
+      -c 'CREATE INDEX ON t USING hnsw (e vector_cosine_ops)' \
+      -c "SELECT count(*) FROM (SELECT e <=> (SELECT e FROM t LIMIT 1) FROM t ORDER BY 1 LIMIT 5) s" \
+      >"$tmp/check.out" 2>&1 && ok=0
+    PGVECTOR_BINDIR=$b "$0" stop "$tmp" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$tmp"
+  return $ok
 }
 
 free_port() {

@@ -185,7 +185,11 @@ async fn every_log_line_of_a_chat_carries_the_request_id() {
     .await;
     let client = reqwest::Client::new();
     // Let start-up work (course indexing) finish before watching.
-    let mark = svc.lines_until(0, "courses indexed").await.len();
+    let mark = svc
+        .lines_until(0, "courses indexed")
+        .await
+        .len()
+        .max(svc.lines_until(0, "chat-service started").await.len());
     let id = format!("req-{}", uuid::Uuid::new_v4());
     let body = client
         .get(format!("{}/api/chat/stream?message=hello%20logs", svc.url))
