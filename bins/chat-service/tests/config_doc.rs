@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 const NOT_CONFIG: &[&str] = &[
     "CARGO_MANIFEST_DIR",
     "CARGO_PKG_VERSION",
+    "OUT_DIR",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",

@@ -67,10 +67,17 @@ async fn starved_database_is_503_json() {
     let server = spawn_state(state, Options::default()).await;
     expect(server.as_user("alice", Method::GET, "/api/sessions"), 200).await;
 
-    // Hold the only connection: every database call times out waiting for it.
-    let held = tokio::task::spawn_blocking(move || db.get().unwrap())
-        .await
-        .unwrap();
+    // Hold every pooled connection (the one for `Db::run` and the group
+    // writer's): every database call times out waiting for one.
+    let held = tokio::task::spawn_blocking(move || {
+        let mut held = vec![db.get().unwrap()];
+        while let Ok(c) = db.get() {
+            held.push(c);
+        }
+        held
+    })
+    .await
+    .unwrap();
     for (method, path) in [
         (Method::GET, "/api/sessions"),
         (Method::POST, "/api/sessions"),

@@ -104,6 +104,7 @@ async fn a_failing_write_undoes_only_itself(db: Db) {
     for i in 0..60 {
         let hs = hs.clone();
         let db = db.clone();
+        let live_id = live.id.to_string();
         let target = match i % 3 {
             0 => live.id.to_string(),
             1 => gone.id.to_string(),
@@ -114,7 +115,9 @@ async fn a_failing_write_undoes_only_itself(db: Db) {
                 // A write that changes a row, then fails: its change must go.
                 let result: Result<(), HistoryError> = db
                     .write(move |conn| {
-                        diesel::update(chat_sessions::table)
+                        // One row only: on PostgreSQL an every-row update
+                        // racing the message writers could deadlock.
+                        diesel::update(chat_sessions::table.filter(chat_sessions::id.eq(live_id)))
                             .set(chat_sessions::title.eq("clobbered"))
                             .execute(conn)?;
                         Err(HistoryError::EmptyTitle)

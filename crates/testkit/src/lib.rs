@@ -117,7 +117,10 @@ pub fn skipped(why: &str) {
             .open(&path)
             .and_then(|mut f| f.write_all(line.as_bytes()));
         if let Err(e) = written {
-            panic!("cannot append to {SKIP_LOG} file {}: {e}", path.to_string_lossy());
+            panic!(
+                "cannot append to {SKIP_LOG} file {}: {e}",
+                path.to_string_lossy()
+            );
         }
     }
 }
