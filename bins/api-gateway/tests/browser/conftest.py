@@ -112,7 +112,9 @@ class Stack:
                    JWT_SECRET=JWT_SECRET,
                    RATE_LIMIT_AUTH_PER_MIN="10000",
                    RATE_LIMIT_USER_PER_MIN="100000",
-                   UPSTREAM_COOLDOWN_SECS="1")
+                   UPSTREAM_COOLDOWN_SECS="1",
+                   # The fake LLM's models the tests pick as preferred_model.
+                   CONFAB_ALLOWED_MODELS="slow,echo")
         self.gateway = Proc("api-gateway", [str(BIN_DIR / "api-gateway")], env, workdir)
         self.url = self.gateway.url.rstrip("/")
         self.wait_catalogue()
