@@ -290,7 +290,7 @@ async fn generation_cap_is_shared_by_replicas(db: Db, redis: &str) {
         assert_eq!(e["code"], "busy", "{e}");
         let v1 = s
             .authed(&access, Method::POST, "/v1/chat/completions")
-            .json(&json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}))
+            .json(&json!({"model": "confab", "messages": [{"role": "user", "content": "x"}]}))
             .send()
             .await
             .unwrap();
