@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, api_error};
+use crate::auth::AuthUser;
 use crate::ratelimit::RateLimited;
 use crate::state::GatewayState;
 
@@ -111,13 +111,13 @@ pub async fn register(
         .users
         .register(&body.email, &body.password, body.display_name.as_deref())
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     let tokens = state
         .accounts
         .tokens
         .issue_tokens(&user)
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Created().json(json!({ "user": user, "tokens": tokens })))
 }
 
@@ -139,7 +139,7 @@ pub async fn login(
         .tokens
         .login(&body.email, &body.password)
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     attempt.succeeded().await;
     Ok(HttpResponse::Ok().json(json!({ "user": user, "tokens": tokens })))
 }
@@ -160,7 +160,7 @@ pub async fn refresh(
         .tokens
         .refresh(&body.refresh_token)
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -172,12 +172,7 @@ pub async fn logout(
     state: web::Data<GatewayState>,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .accounts
-        .tokens
-        .logout(&body.refresh_token)
-        .await
-        .map_err(api_error)?;
+    state.accounts.tokens.logout(&body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -196,7 +191,7 @@ pub async fn logout_all(
     let result = state.accounts.tokens.logout_all(auth.user.id).await;
     state.cache.invalidate_user(&auth.id()).await;
     crate::auth::revoked(&state, &auth.id()).await;
-    result.map_err(api_error)?;
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -226,13 +221,13 @@ pub async fn change_password(
         state.cache.invalidate_user(&auth.id()).await;
         crate::auth::revoked(&state, &auth.id()).await;
     }
-    result.map_err(api_error)?;
+    result.map_err(ApiError::from)?;
     let tokens = state
         .accounts
         .tokens
         .issue_tokens(&auth.user)
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(json!({ "tokens": tokens })))
 }
 
@@ -258,14 +253,14 @@ pub async fn delete_me(
         .users
         .authenticate(&auth.user.email, &body.password)
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     if checked.id != auth.user.id {
         return Err(ApiError::unauthorized("wrong password").into());
     }
     let result = state.accounts.users.delete_user(auth.user.id).await;
     state.cache.invalidate_user(&auth.id()).await;
     crate::auth::revoked(&state, &auth.id()).await;
-    let erased = result.map_err(api_error)?;
+    let erased = result.map_err(ApiError::from)?;
     tracing::info!(user = %auth.id(), sessions = erased.sessions, memory_items = erased.memory_items,
         feedback = erased.feedback, "account deleted with its data");
     Ok(HttpResponse::NoContent().finish())
@@ -297,8 +292,7 @@ pub async fn update_me(
         .accounts
         .users
         .update_profile(auth.user.id, body.into_inner())
-        .await
-        .map_err(api_error)?;
+        .await?;
     state.cache.invalidate_user(&auth.id()).await;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -311,12 +305,7 @@ pub async fn my_progress(
     state: web::Data<GatewayState>,
     auth: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let progress = state
-        .accounts
-        .catalog
-        .progress(&auth.id())
-        .await
-        .map_err(api_error)?;
+    let progress = state.accounts.catalog.progress(&auth.id()).await?;
     Ok(HttpResponse::Ok().json(progress))
 }
 
@@ -328,12 +317,7 @@ pub async fn list_keys(
     state: web::Data<GatewayState>,
     auth: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = state
-        .accounts
-        .api_keys
-        .list_api_keys(auth.user.id)
-        .await
-        .map_err(api_error)?;
+    let keys = state.accounts.api_keys.list_api_keys(auth.user.id).await?;
     Ok(HttpResponse::Ok().json(json!({ "items": keys })))
 }
 
@@ -359,7 +343,7 @@ pub async fn create_key(
         .api_keys
         .create_api_key(auth.user.id, &body.name, &body.password)
         .await
-        .map_err(api_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -383,6 +367,6 @@ pub async fn revoke_key(
     // Cached key lookups of this user are dropped in every replica.
     state.cache.invalidate_user(&auth.id()).await;
     crate::auth::revoked(&state, &auth.id()).await;
-    result.map_err(api_error)?;
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }

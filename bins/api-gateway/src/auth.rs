@@ -7,10 +7,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use confab_accounts::models::{User, UserRole};
 use confab_accounts::{API_KEY_PREFIX, AccountsError, api_key_hash};
+use confab_error::{DomainError, ErrorKind};
 use confab_web::ApiError;
 
 use serde::{Deserialize, Serialize};
@@ -69,15 +69,6 @@ pub fn role_name(role: UserRole) -> &'static str {
     role.as_str()
 }
 
-/// Maps an accounts error to an HTTP error.
-pub fn api_error(e: AccountsError) -> ApiError {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-        return ApiError::internal(e);
-    }
-    ApiError::new(status, e.code(), e.to_string())
-}
-
 /// The credential a request carries, if any.
 fn credential(req: &HttpRequest) -> Option<String> {
     if let Some(v) = req
@@ -124,10 +115,10 @@ pub async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<Aut
     match result {
         Ok((user, via, recheck)) => Ok(AuthUser { user, via, recheck }),
         // A token for a user that no longer exists is a bad token.
-        Err(e) if e.is_unauthorized() || e.code() == "not_found" => {
+        Err(e) if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::NotFound) => {
             Err(ApiError::unauthorized(format!("not authenticated: {e}")))
         }
-        Err(e) => Err(api_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

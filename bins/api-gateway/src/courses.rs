@@ -7,7 +7,7 @@ use confab_web::ApiError;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::auth::{AuthUser, api_error};
+use crate::auth::AuthUser;
 use crate::state::GatewayState;
 
 /// The catalogue view `what` of `user`: cached, or `load`ed and cached.
@@ -25,7 +25,7 @@ where
     if let Some(value) = lookup.value {
         return Ok(value);
     }
-    let value = serde_json::to_value(load.await.map_err(api_error)?).map_err(ApiError::internal)?;
+    let value = serde_json::to_value(load.await?).map_err(ApiError::internal)?;
     state
         .cache
         .put_catalog(user, what, lookup.stamp, &value)
@@ -111,8 +111,7 @@ pub async fn complete_lesson(
         .accounts
         .catalog
         .complete_lesson(&auth.id(), &id)
-        .await
-        .map_err(api_error)?;
+        .await?;
     // Progress shows in the dashboard, track and lesson views.
     state.cache.invalidate_user(&auth.id()).await;
     Ok(HttpResponse::Ok().json(done))

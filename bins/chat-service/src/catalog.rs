@@ -9,6 +9,7 @@ use confab_accounts::{AccountsError, CatalogService};
 use confab_agents::store::{
     Catalog, LessonInfo, StoreError, StoreResult, TrackCard, UserProgress, course_collection,
 };
+use confab_error::{DomainError, ErrorKind};
 use confab_llm::BoxFuture;
 use confab_models::Metadata;
 use confab_rag::Rag;
@@ -19,9 +20,9 @@ use serde::Serialize;
 const LESSON_SOURCE: &str = "lessons/";
 
 fn store_error(e: AccountsError) -> StoreError {
-    match e.status() {
-        404 => StoreError::NotFound(e.to_string()),
-        s if (400..500).contains(&s) => StoreError::Invalid(e.to_string()),
+    match e.kind() {
+        ErrorKind::NotFound => StoreError::NotFound(e.to_string()),
+        kind if kind.is_client_error() => StoreError::Invalid(e.to_string()),
         _ => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -150,7 +151,7 @@ pub async fn index_course(
     let collection = course_collection(course_id);
     let lessons = match catalog.track_lessons("", course_id).await {
         Ok(l) => l,
-        Err(e) if e.status() == 404 => Vec::new(),
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     let mut report = CourseIndexReport {

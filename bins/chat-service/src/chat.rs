@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use bytes::Bytes;
-use confab_agents::{AgentError, ChatTurn, Engine, UserSettings};
+use confab_agents::{ChatTurn, Engine, UserSettings};
 use confab_history::SessionService;
 use confab_models::{AgentKind, NewSession, ServerEvent};
 use confab_web::{ApiError, Caller, InternalAuth};
@@ -203,37 +203,6 @@ pub fn settings_of(req: &HttpRequest) -> UserSettings {
         .unwrap_or_default()
 }
 
-/// Maps an engine error to an HTTP error (a provider's rate limit is a 429
-/// with the provider's `Retry-After` when it gave one).
-pub fn api_error(e: AgentError) -> ApiError {
-    match e {
-        AgentError::InvalidMessage(m) => ApiError::validation(m),
-        AgentError::UnknownBackend(..) => ApiError::validation(e.to_string()),
-        AgentError::NotFound(m) => ApiError::not_found(m),
-        AgentError::MissingCourse => ApiError::validation(e.to_string()),
-        AgentError::Invalid(m) => ApiError::bad_request(m),
-        AgentError::Storage(m) => ApiError::unavailable(m),
-        AgentError::Generation {
-            code,
-            message,
-            retry_after,
-        } => match code.as_str() {
-            "rate_limited" => match retry_after {
-                Some(secs) => {
-                    ApiError::too_many_requests(message).with_retry_after(Duration::from_secs(secs))
-                }
-                None => ApiError::too_many_requests(message),
-            },
-            "cancelled" => ApiError::unavailable(message),
-            _ => ApiError::new(
-                actix_web::http::StatusCode::BAD_GATEWAY,
-                "provider_error",
-                format!("{code}: {message}"),
-            ),
-        },
-    }
-}
-
 /// Body of `POST /api/chat`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -317,8 +286,8 @@ pub async fn post_chat(
         .send_message(turn, state.answer_token())
         .await
         .map_err(|e| {
-            state.metrics.error(e.code());
-            api_error(e)
+            state.metrics.error(e.event_code());
+            ApiError::from(e)
         })?;
     Ok(HttpResponse::Ok().json(ChatAnswer {
         response: reply.response,

@@ -43,11 +43,7 @@ pub async fn chat_ws(
     let state = app.chat()?;
     state.check_open()?;
     if let Some(b) = &query.backend {
-        state
-            .engine
-            .backends()
-            .get(Some(b))
-            .map_err(crate::chat::api_error)?;
+        state.engine.backends().get(Some(b))?;
     }
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
@@ -313,13 +309,7 @@ impl Connection {
                 )
                 .await
             }
-            Err(e) => {
-                send(
-                    session,
-                    &ServerEvent::error(e.code().to_owned(), e.to_string()),
-                )
-                .await
-            }
+            Err(e) => send(session, &confab_agents::AnswerEvent::Failed(e).into()).await,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The accounts crate's error type.
 
+use confab_error::{DomainError, ErrorKind};
 use confab_store::StoreError;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -78,57 +79,62 @@ impl From<DieselError> for AccountsError {
     }
 }
 
-impl AccountsError {
-    /// A short machine-readable code for API error bodies.
-    pub fn code(&self) -> &'static str {
+impl DomainError for AccountsError {
+    fn kind(&self) -> ErrorKind {
         match self {
             AccountsError::InvalidEmail(_)
             | AccountsError::InvalidField { .. }
-            | AccountsError::InvalidCatalog(_) => "validation_error",
+            | AccountsError::InvalidCatalog(_)
+            | AccountsError::WeakPassword(_) => ErrorKind::Invalid,
+            AccountsError::EmailTaken | AccountsError::TooManyApiKeys(_) => ErrorKind::Conflict,
+            AccountsError::InvalidCredentials
+            | AccountsError::InvalidToken(_)
+            | AccountsError::TokenReused
+            | AccountsError::InvalidApiKey => ErrorKind::Unauthorized,
+            AccountsError::UserNotFound(_)
+            | AccountsError::ApiKeyNotFound(_)
+            | AccountsError::TrackNotFound(_)
+            | AccountsError::LessonNotFound(_) => ErrorKind::NotFound,
+            AccountsError::Io(_)
+            | AccountsError::Config(_)
+            | AccountsError::Crypto(_)
+            | AccountsError::Corrupt(_) => ErrorKind::Internal,
+            AccountsError::Store(e) => store_kind(e),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
             AccountsError::EmailTaken => "email_taken",
             AccountsError::WeakPassword(_) => "weak_password",
             AccountsError::InvalidCredentials => "invalid_credentials",
             AccountsError::InvalidToken(_) => "invalid_token",
             AccountsError::TokenReused => "token_reused",
             AccountsError::InvalidApiKey => "invalid_api_key",
-            AccountsError::UserNotFound(_)
-            | AccountsError::ApiKeyNotFound(_)
-            | AccountsError::TrackNotFound(_)
-            | AccountsError::LessonNotFound(_) => "not_found",
-            AccountsError::TooManyApiKeys(_) => "conflict",
-            AccountsError::Io(_) => "io",
-            AccountsError::Config(_) | AccountsError::Crypto(_) | AccountsError::Corrupt(_) => {
-                "internal"
-            }
-            AccountsError::Store(StoreError::PoolTimeout(_) | StoreError::Connect(_)) => {
-                "unavailable"
-            }
-            AccountsError::Store(_) => "database",
+            _ => self.kind().code(),
         }
     }
+}
 
-    /// The HTTP status this error stands for (400-class for the caller's
-    /// faults, 401 for failed authentication, 503 when the database is
-    /// unreachable or saturated, 500 otherwise).
-    pub fn status(&self) -> u16 {
-        match self.code() {
-            "validation_error" | "weak_password" => 422,
-            "email_taken" | "conflict" => 409,
-            "invalid_credentials" | "invalid_token" | "token_reused" | "invalid_api_key" => 401,
-            "not_found" => 404,
-            "unavailable" => 503,
-            _ => 500,
-        }
+/// The accounts services treat every database failure but an unreachable
+/// or saturated database as their own fault (a row they expected, a
+/// constraint they check first).
+fn store_kind(e: &StoreError) -> ErrorKind {
+    match e.kind() {
+        ErrorKind::Unavailable => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
     }
+}
 
+impl AccountsError {
     /// Whether the caller's input is at fault (a 4xx-class error).
     pub fn is_client_error(&self) -> bool {
-        (400..500).contains(&self.status())
+        self.kind().is_client_error()
     }
 
     /// Whether this is a failed authentication (a 401).
     pub fn is_unauthorized(&self) -> bool {
-        self.status() == 401
+        self.kind() == ErrorKind::Unauthorized
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use confab_accounts::AccountsError;
+use confab_error::{DomainError, ErrorKind};
 use confab_store::Db;
 use confab_store::diesel::prelude::*;
 use confab_store::schema::api_keys;
@@ -83,7 +84,7 @@ async fn api_key_lifecycle(db: Db) {
         .await
         .unwrap_err();
     assert!(matches!(err, AccountsError::InvalidApiKey));
-    assert_eq!(err.status(), 401);
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
     // The other key still works.
     acc.api_keys
         .authenticate_api_key(&second.key)
@@ -111,7 +112,7 @@ async fn api_keys_are_isolated(db: Db) {
         .await
         .unwrap_err();
     assert!(matches!(err, AccountsError::ApiKeyNotFound(_)));
-    assert_eq!(err.status(), 404);
+    assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(
         acc.api_keys
             .authenticate_api_key(&key.key)
@@ -188,7 +189,7 @@ async fn api_key_limit(db: Db) {
         .await
         .unwrap_err();
     assert!(matches!(err, AccountsError::TooManyApiKeys(2)));
-    assert_eq!(err.status(), 409);
+    assert_eq!(err.kind(), ErrorKind::Conflict);
     // Revoked keys do not count.
     acc.api_keys.revoke_api_key(u.id, a.info.id).await.unwrap();
     acc.api_keys

@@ -6,6 +6,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confab_accounts::{AccountsError, Clock, JwtConfig, TokenService};
+use confab_error::{DomainError, ErrorKind};
 use confab_models::accounts::{AiStyle, ProfileUpdate, User, UserRole};
 use confab_store::Db;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -45,7 +46,7 @@ fn assert_invalid(tokens: &TokenService, token: &str, what: &str) {
     match tokens.verify_access(token) {
         Err(e @ AccountsError::InvalidToken(_)) => {
             assert!(e.is_unauthorized());
-            assert_eq!(e.status(), 401);
+            assert_eq!(e.kind(), ErrorKind::Unauthorized);
         }
         other => panic!("{what}: expected InvalidToken, got {other:?}"),
     }
@@ -149,7 +150,7 @@ async fn wrong_password_and_unknown_email(db: Db) {
             matches!(err, AccountsError::InvalidCredentials),
             "{email}: {err:?}"
         );
-        assert_eq!(err.status(), 401);
+        assert_eq!(err.kind(), ErrorKind::Unauthorized);
         assert_eq!(err.to_string(), "invalid email or password");
         assert!(acc.users.authenticate(email, pw).await.is_err());
     }
@@ -167,7 +168,7 @@ async fn duplicate_email_in_another_case(db: Db) {
     for email in ["dave@example.com", "DAVE@EXAMPLE.COM", " Dave@Example.Com"] {
         let err = acc.users.register(email, PASSWORD, None).await.unwrap_err();
         assert!(matches!(err, AccountsError::EmailTaken), "{email}: {err:?}");
-        assert_eq!(err.status(), 409);
+        assert_eq!(err.kind(), ErrorKind::Conflict);
         assert_eq!(err.code(), "email_taken");
     }
     // Concurrent registrations of one address: exactly one wins.
@@ -225,7 +226,7 @@ async fn weak_passwords_rejected(db: Db) {
             panic!("{pw}: {err:?}");
         };
         assert!(reason.contains(expected), "{pw}: {reason}");
-        assert_eq!(err.status(), 422);
+        assert_eq!(err.kind(), ErrorKind::Invalid);
         assert_eq!(err.code(), "weak_password");
         assert!(err.to_string().starts_with("weak password: "));
     }
@@ -306,7 +307,7 @@ async fn profile_settings_roles_and_deletion(db: Db) {
             matches!(err, AccountsError::InvalidField { .. }),
             "{bad}: {err:?}"
         );
-        assert_eq!(err.status(), 422);
+        assert_eq!(err.kind(), ErrorKind::Invalid);
     }
     let err = acc
         .users
@@ -486,7 +487,7 @@ async fn refresh_reuse_after_logout_fails(db: Db) {
     assert!(acc.tokens.logout(&pair.refresh_token).await.unwrap());
     let err = acc.tokens.refresh(&pair.refresh_token).await.unwrap_err();
     assert!(matches!(err, AccountsError::TokenReused), "{err:?}");
-    assert_eq!(err.status(), 401);
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
     // Unknown and malformed refresh tokens.
     for bad in ["", "nope", &"x".repeat(1000)] {
         let err = acc.tokens.refresh(bad).await.unwrap_err();

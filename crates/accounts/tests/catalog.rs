@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use confab_accounts::{AccountsError, DEMO_TRACKS};
+use confab_error::{DomainError, ErrorKind};
 use confab_store::Db;
 
 use common::{accounts, user};
@@ -222,7 +223,7 @@ async fn demo_catalogue_and_progress(db: Db) {
     ));
     let err = cat.complete_lesson(&uid, "nope").await.unwrap_err();
     assert!(matches!(err, AccountsError::LessonNotFound(_)));
-    assert_eq!(err.status(), 404);
+    assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(matches!(
         cat.complete_lesson("not-a-user", "rust-basics-ownership")
             .await,

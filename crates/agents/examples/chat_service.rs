@@ -22,12 +22,11 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use confab_agents::history::{HistoryConversationStore, HistoryMemoryStore, store_error};
-use confab_agents::store::StoreError;
+use confab_agents::history::{HistoryConversationStore, HistoryMemoryStore};
 use confab_agents::{
-    AgentError, BackendConfig, BackendDeps, BackendRegistry, ChatTurn, Engine, EngineConfig,
-    ToolRegistry,
+    BackendConfig, BackendDeps, BackendRegistry, ChatTurn, Engine, EngineConfig, ToolRegistry,
 };
+use confab_error::{DomainError, ErrorKind};
 use confab_history::{HistoryConfig, Services};
 use confab_llm::{BuiltinProvider, ChatModel, HttpOptions, OpenAiProvider, RetryPolicy};
 use confab_models::MessageQuery;
@@ -58,9 +57,19 @@ struct UserQuery {
     user: String,
 }
 
-/// `{"error","message"}` with a status.
-fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": code, "message": message}))
+/// Any confab error as `{"error","message"}`, its status from its kind
+/// (a service of your own decides this table once, like `confab-web` does).
+fn error(e: &impl DomainError) -> HttpResponse {
+    let status = match e.kind() {
+        ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+        kind if kind.is_client_error() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    HttpResponse::build(status).json(json!({"error": e.code(), "message": e.public_message()}))
 }
 
 async fn chat(state: web::Data<AppState>, body: web::Json<ChatBody>) -> HttpResponse {
@@ -78,11 +87,7 @@ async fn chat(state: web::Data<AppState>, body: web::Json<ChatBody>) -> HttpResp
             "model": reply.model,
             "response": reply.response,
         })),
-        Err(e @ AgentError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.code(), e.to_string()),
-        Err(e @ (AgentError::InvalidMessage(_) | AgentError::Invalid(_))) => {
-            error(StatusCode::BAD_REQUEST, e.code(), e.to_string())
-        }
-        Err(e) => error(StatusCode::BAD_GATEWAY, e.code(), e.to_string()),
+        Err(e) => error(&e),
     }
 }
 
@@ -95,12 +100,9 @@ async fn messages(
     match history
         .get_session_messages(&query.user, &session_id, MessageQuery::default())
         .await
-        .map_err(store_error)
     {
         Ok(page) => HttpResponse::Ok().json(page),
-        Err(StoreError::NotFound(m)) => error(StatusCode::NOT_FOUND, "not_found", m),
-        Err(StoreError::Invalid(m)) => error(StatusCode::BAD_REQUEST, "invalid", m),
-        Err(StoreError::Unavailable(m)) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+        Err(e) => error(&e),
     }
 }
 

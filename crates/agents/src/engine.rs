@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::backend::{BackendRegistry, ChatContext, UserSettings};
 use crate::error::AgentError;
-use crate::event::ChatEvent;
+use crate::event::{AnswerEvent, ChatEvent, ToolCallRecord};
 use crate::profiles::system_prompt;
 use crate::store::{ConversationStore, MemoryStore};
 use crate::tools::builtin::truncate;
@@ -179,13 +179,11 @@ struct Prepared {
 struct Outcome {
     text: String,
     sources: Vec<SourceInfo>,
-    tool_calls: Vec<Value>,
+    tool_calls: Vec<ToolCallRecord>,
     model: String,
     usage: Usage,
     finish_reason: FinishReason,
-    error: Option<(String, String)>,
-    /// The provider's wait, with a `rate_limited` error.
-    retry_after_secs: Option<u64>,
+    error: Option<AgentError>,
 }
 
 impl Engine {
@@ -292,6 +290,16 @@ impl Engine {
         turn: ChatTurn,
         cancel: CancellationToken,
     ) -> impl Stream<Item = ServerEvent> + Send + 'static {
+        self.answer(turn, cancel).map(ServerEvent::from)
+    }
+
+    /// [`Engine::stream_message`] with the failure kept typed: the stream
+    /// ends with `done` or one [`AnswerEvent::Failed`].
+    pub fn answer(
+        &self,
+        turn: ChatTurn,
+        cancel: CancellationToken,
+    ) -> impl Stream<Item = AnswerEvent> + Send + 'static {
         let engine = self.clone();
         self.spawn_answer(cancel, move |cancel| async move {
             engine.prepare(turn, cancel).await
@@ -306,10 +314,14 @@ impl Engine {
         turn: ChatTurn,
         cancel: CancellationToken,
     ) -> Result<ChatReply, AgentError> {
-        let mut events = Box::pin(self.stream_message(turn, cancel));
+        let mut events = Box::pin(self.answer(turn, cancel));
         let mut response = String::new();
         let mut sources = Vec::new();
         while let Some(event) = events.next().await {
+            let event = match event {
+                AnswerEvent::Event(event) => event,
+                AnswerEvent::Failed(e) => return Err(e),
+            };
             match event {
                 ServerEvent::Token { content } => response.push_str(&content),
                 ServerEvent::Sources { sources: s } => sources = s,
@@ -331,19 +343,12 @@ impl Engine {
                         finish_reason,
                     });
                 }
-                ServerEvent::Error {
-                    code,
-                    message,
-                    retry_after_secs,
-                } => return Err(error_from_code(code, message, retry_after_secs)),
                 _ => {}
             }
         }
-        Err(AgentError::Generation {
-            code: "internal".into(),
-            message: "the answer ended without a result".into(),
-            retry_after: None,
-        })
+        Err(AgentError::Incomplete(
+            "the answer ended without a result".into(),
+        ))
     }
 
     /// Answers a conversation the caller gives whole (OpenAI-style: past
@@ -356,6 +361,15 @@ impl Engine {
         turn: StatelessTurn,
         cancel: CancellationToken,
     ) -> impl Stream<Item = ServerEvent> + Send + 'static {
+        self.answer_stateless(turn, cancel).map(ServerEvent::from)
+    }
+
+    /// [`Engine::stream_stateless`] with the failure kept typed.
+    pub fn answer_stateless(
+        &self,
+        turn: StatelessTurn,
+        cancel: CancellationToken,
+    ) -> impl Stream<Item = AnswerEvent> + Send + 'static {
         let engine = self.clone();
         self.spawn_answer(cancel, move |cancel| async move {
             engine.prepare_stateless(turn, cancel).await
@@ -370,7 +384,7 @@ impl Engine {
         &self,
         cancel: CancellationToken,
         prepare: P,
-    ) -> impl Stream<Item = ServerEvent> + Send + 'static
+    ) -> impl Stream<Item = AnswerEvent> + Send + 'static
     where
         P: FnOnce(CancellationToken) -> F + Send + 'static,
         F: std::future::Future<Output = Result<Prepared, AgentError>> + Send + 'static,
@@ -389,7 +403,7 @@ impl Engine {
                 };
                 match prepare(cancel).await {
                     Err(e) => {
-                        let _ = tx.send(ServerEvent::error(e.code(), e.to_string())).await;
+                        let _ = tx.send(AnswerEvent::Failed(e)).await;
                     }
                     Ok(prepared) => engine.generate(prepared, &tx).await,
                 }
@@ -591,7 +605,7 @@ impl Engine {
     }
 
     /// Runs the backend, forwards its events and saves the answer.
-    async fn generate(&self, prepared: Prepared, tx: &mpsc::Sender<ServerEvent>) {
+    async fn generate(&self, prepared: Prepared, tx: &mpsc::Sender<AnswerEvent>) {
         let started = Instant::now();
         let Prepared {
             session,
@@ -614,7 +628,6 @@ impl Engine {
             usage: Usage::default(),
             finish_reason: FinishReason::Error,
             error: None,
-            retry_after_secs: None,
         };
         let cancel = ctx.cancel.clone();
         let mut events = backend.stream(query, context, ctx);
@@ -634,9 +647,13 @@ impl Engine {
                     name,
                     arguments,
                 } => {
-                    outcome.tool_calls.push(json!({
-                        "id": id, "name": name, "arguments": arguments,
-                    }));
+                    outcome.tool_calls.push(ToolCallRecord {
+                        id: id.clone(),
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                        result: None,
+                        is_error: None,
+                    });
                     Some(ServerEvent::ToolCall {
                         id,
                         name,
@@ -649,14 +666,9 @@ impl Engine {
                     content,
                     is_error,
                 } => {
-                    if let Some(call) = outcome
-                        .tool_calls
-                        .iter_mut()
-                        .rev()
-                        .find(|c| c.get("id").and_then(Value::as_str) == Some(id.as_str()))
-                    {
-                        call["result"] = Value::String(truncate(&content, 500));
-                        call["is_error"] = Value::Bool(is_error);
+                    if let Some(call) = outcome.tool_calls.iter_mut().rev().find(|c| c.id == id) {
+                        call.result = Some(truncate(&content, 500));
+                        call.is_error = Some(is_error);
                     }
                     Some(ServerEvent::ToolResult {
                         id,
@@ -680,13 +692,8 @@ impl Engine {
                     ended = true;
                     None
                 }
-                ChatEvent::Error {
-                    code,
-                    message,
-                    retry_after_secs,
-                } => {
-                    outcome.error = Some((code, message));
-                    outcome.retry_after_secs = retry_after_secs;
+                ChatEvent::Error(e) => {
+                    outcome.error = Some(e);
                     outcome.finish_reason = FinishReason::Error;
                     ended = true;
                     None
@@ -695,7 +702,7 @@ impl Engine {
             if let Some(event) = forward {
                 // A closed channel means the client left: the watcher cancels,
                 // and the backend ends soon with what it has.
-                let _ = tx.send(event).await;
+                let _ = tx.send(AnswerEvent::Event(event)).await;
             }
             if ended {
                 break;
@@ -703,10 +710,9 @@ impl Engine {
         }
         drop(events);
         if !ended {
-            outcome.error = Some((
-                "internal".into(),
-                format!("backend `{backend_name}` ended without a result"),
-            ));
+            outcome.error = Some(AgentError::Incomplete(format!(
+                "backend `{backend_name}` ended without a result"
+            )));
         }
         if outcome.error.is_none() && cancel.is_cancelled() {
             outcome.finish_reason = FinishReason::Cancelled;
@@ -719,20 +725,15 @@ impl Engine {
                 .map(|m| (session.id, m.id)),
             None => Ok((Uuid::nil(), Uuid::nil())),
         };
-        let last = match (&outcome.error, saved) {
-            (Some((code, message)), _) => ServerEvent::Error {
-                code: code.clone(),
-                message: message.clone(),
-                retry_after_secs: outcome.retry_after_secs,
-            },
-            (None, Err(e)) => ServerEvent::error(e.code(), e.to_string()),
-            (None, Ok((session_id, message_id))) => ServerEvent::Done {
+        let last = match (outcome.error, saved) {
+            (Some(e), _) | (None, Err(e)) => AnswerEvent::Failed(e),
+            (None, Ok((session_id, message_id))) => AnswerEvent::Event(ServerEvent::Done {
                 session_id,
                 message_id,
-                model: outcome.model.clone(),
+                model: outcome.model,
                 usage: outcome.usage,
                 finish_reason: outcome.finish_reason,
-            },
+            }),
         };
         let _ = tx.send(last).await;
     }
@@ -779,8 +780,11 @@ impl Engine {
         if let Some(course) = &session.course_id {
             metadata["course_id"] = json!(course);
         }
-        if let Some((code, message)) = &outcome.error {
-            metadata["error"] = json!({ "code": code, "message": truncate(message, 500) });
+        if let Some(e) = &outcome.error {
+            metadata["error"] = json!({
+                "code": e.event_code(),
+                "message": truncate(&e.event_message(), 500),
+            });
         }
         if truncated {
             metadata["truncated"] = json!(true);
@@ -860,23 +864,6 @@ fn check_course(agent: AgentKind, course_id: Option<&str>) -> Result<Option<Stri
         (AgentKind::Course, None) => Err(AgentError::MissingCourse),
         (AgentKind::Course, Some(c)) => Ok(Some(c.to_owned())),
         (AgentKind::Dashboard, _) => Ok(None),
-    }
-}
-
-/// The error a protocol error event stands for.
-fn error_from_code(code: String, message: String, retry_after: Option<u64>) -> AgentError {
-    match code.as_str() {
-        "invalid_message" => AgentError::InvalidMessage(message),
-        "not_found" => AgentError::NotFound(message),
-        "missing_course" => AgentError::MissingCourse,
-        "invalid_request" => AgentError::Invalid(message),
-        "storage_unavailable" => AgentError::Storage(message),
-        "unknown_backend" => AgentError::UnknownBackend(message, String::new()),
-        _ => AgentError::Generation {
-            code,
-            message,
-            retry_after,
-        },
     }
 }
 

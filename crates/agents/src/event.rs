@@ -2,8 +2,10 @@
 
 use std::pin::Pin;
 
-use confab_models::{FinishReason, SourceInfo, Usage};
+use confab_models::{FinishReason, ServerEvent, SourceInfo, Usage};
 use futures_util::Stream;
+
+use crate::AgentError;
 
 /// A step of the answer shown to the user while they wait (seed 003).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,15 +77,49 @@ pub enum ChatEvent {
         finish_reason: FinishReason,
     },
     /// The answer failed; text streamed before stays valid.
-    Error {
-        /// Machine-readable code.
-        code: String,
-        /// Human-readable message.
-        message: String,
-        /// Seconds the model provider asked to wait (a 429's `Retry-After`).
-        retry_after_secs: Option<u64>,
-    },
+    Error(crate::AgentError),
 }
 
 /// The stream a backend returns.
 pub type EventStream = Pin<Box<dyn Stream<Item = ChatEvent> + Send + 'static>>;
+
+/// One event of an answer as the engine streams it: a protocol event, or
+/// the typed error that ends the answer. Transports turn it into a wire
+/// [`ServerEvent`] only at their edge (`ServerEvent::from`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerEvent {
+    /// A protocol event (never [`ServerEvent::Error`]: failures are [`AnswerEvent::Failed`]).
+    Event(ServerEvent),
+    /// The answer failed; text streamed before stays valid.
+    Failed(AgentError),
+}
+
+impl From<AnswerEvent> for ServerEvent {
+    fn from(event: AnswerEvent) -> Self {
+        match event {
+            AnswerEvent::Event(event) => event,
+            AnswerEvent::Failed(e) => ServerEvent::Error {
+                code: e.event_code().to_owned(),
+                message: e.event_message(),
+                retry_after_secs: e.retry_after_secs(),
+            },
+        }
+    }
+}
+
+/// A tool call of an answer as the saved reply's metadata records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ToolCallRecord {
+    /// Call id.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments as sent by the model.
+    pub arguments: serde_json::Value,
+    /// The result (or error) text, shortened; absent while the call runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Whether the tool failed; absent while the call runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_error: Option<bool>,
+}

@@ -32,5 +32,5 @@ pub use backend::{
 };
 pub use engine::{ChatReply, ChatTurn, Engine, EngineConfig, StatelessTurn};
 pub use error::AgentError;
-pub use event::{ChatEvent, EventStream, Stage};
+pub use event::{AnswerEvent, ChatEvent, EventStream, Stage, ToolCallRecord};
 pub use tools::{DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};

@@ -4,6 +4,7 @@
 //! the accounts crate). In-memory versions live in [`crate::memory`] for
 //! tests and embedded use.
 
+use confab_error::{DomainError, ErrorKind};
 use confab_llm::BoxFuture;
 use confab_models::{ChatSession, MemoryItem, Message, NewMessage, NewSession, SessionUpdate};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,16 @@ pub enum StoreError {
     /// The store could not be reached or failed.
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl DomainError for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Invalid(_) => ErrorKind::Malformed,
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
 }
 
 /// Result of a store call.

@@ -11,6 +11,7 @@ use common::{Fixture, fast, slow};
 use confab_agents::store::ConversationStore;
 use confab_agents::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use confab_agents::{AgentError, BackendConfig, ChatTurn, Engine, UserSettings};
+use confab_error::DomainError;
 use confab_llm::BoxFuture;
 use confab_models::{AgentKind, MessageQuery, MessageRole, ServerEvent};
 use confab_store::Db;
@@ -247,12 +248,10 @@ async fn provider_rate_limit_carries_retry_after(db: Db) {
             .send_message(ChatTurn::new(&user, "again"), CancellationToken::new())
             .await
             .unwrap_err();
-        match err {
-            AgentError::Generation {
-                code, retry_after, ..
-            } => {
-                assert_eq!(code, "rate_limited", "{backend}");
-                assert_eq!(retry_after, Some(7), "{backend}");
+        match &err {
+            AgentError::Generation(e) => {
+                assert_eq!(e.code(), "rate_limited", "{backend}");
+                assert_eq!(err.retry_after_secs(), Some(7), "{backend}");
             }
             other => panic!("{backend}: expected a generation error, got {other:?}"),
         }
@@ -263,16 +262,8 @@ async fn provider_rate_limit_carries_retry_after(db: Db) {
         .send_message(ChatTurn::new("rita", "x"), CancellationToken::new())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AgentError::Generation {
-                retry_after: None,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, AgentError::Generation(_)), "{err:?}");
+    assert_eq!(err.retry_after_secs(), None, "{err:?}");
 }
 
 async fn simple_drop_mid_stream_keeps_partial(db: Db) {
@@ -869,7 +860,7 @@ async fn bad_turns_get_clear_errors(db: Db) {
         .send_message(ChatTurn::new("u", ""), CancellationToken::new())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_message");
+    assert_eq!(err.event_code(), "invalid_message");
 }
 
 async fn send_message_and_open_session(db: Db) {
@@ -905,7 +896,7 @@ async fn send_message_and_open_session(db: Db) {
         .open_session("other", AgentKind::Dashboard, None, Some(session.id))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "not_found");
+    assert_eq!(err.event_code(), "not_found");
 }
 
 async fn stateless_turn_saves_nothing(db: Db) {

@@ -1,5 +1,6 @@
 //! The history crate's error type.
 
+use confab_error::{DomainError, ErrorKind};
 use confab_store::StoreError;
 use uuid::Uuid;
 
@@ -82,31 +83,136 @@ impl From<diesel::result::Error> for HistoryError {
     }
 }
 
-impl HistoryError {
-    /// A short machine-readable code for API error bodies.
-    pub fn code(&self) -> &'static str {
+impl DomainError for HistoryError {
+    fn kind(&self) -> ErrorKind {
         match self {
             HistoryError::InvalidId { .. }
             | HistoryError::InvalidUser(_)
-            | HistoryError::EmptyTitle
+            | HistoryError::UnknownExportFormat(_)
+            | HistoryError::InvalidCursor(_) => ErrorKind::Malformed,
+            HistoryError::EmptyTitle
             | HistoryError::TitleTooLong { .. }
             | HistoryError::EmptyContent
-            | HistoryError::ContentTooLong { .. }
             | HistoryError::MetadataNotObject(_)
             | HistoryError::InvalidField { .. }
-            | HistoryError::UnknownExportFormat(_)
-            | HistoryError::InvalidCursor(_)
-            | HistoryError::InvalidImport(_) => "bad_request",
-            HistoryError::SessionNotFound(_) | HistoryError::MessageNotFound(_) => "not_found",
-            HistoryError::SessionDeleted(_) => "session_deleted",
-            HistoryError::Corrupt(_) => "internal",
-            HistoryError::Store(StoreError::PoolTimeout(_)) => "unavailable",
-            HistoryError::Store(_) => "database",
+            | HistoryError::InvalidImport(_) => ErrorKind::Invalid,
+            HistoryError::ContentTooLong { .. } => ErrorKind::TooLarge,
+            HistoryError::SessionNotFound(_) | HistoryError::MessageNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            HistoryError::SessionDeleted(_) => ErrorKind::Conflict,
+            HistoryError::Corrupt(_) => ErrorKind::Internal,
+            HistoryError::Store(e) => e.kind(),
         }
     }
 
-    /// Whether the caller's input is at fault (a 4xx-class error).
+    fn code(&self) -> &'static str {
+        match self {
+            HistoryError::SessionDeleted(_) => "session_deleted",
+            HistoryError::Store(e) => e.code(),
+            _ => self.kind().code(),
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            HistoryError::Store(e) => e.public_message(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+impl HistoryError {
+    /// Whether the caller's input is at fault (a 4xx-class error): not
+    /// found, deleted, or input a service refused (database failures,
+    /// whatever their kind, are not the caller's).
     pub fn is_client_error(&self) -> bool {
-        matches!(self.code(), "bad_request" | "not_found" | "session_deleted")
+        !matches!(self, HistoryError::Store(_)) && self.kind().is_client_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn kinds_and_codes() {
+        let id = uuid::Uuid::nil();
+        let cases: Vec<(HistoryError, ErrorKind, &str)> = vec![
+            (
+                HistoryError::InvalidId {
+                    kind: "session",
+                    value: "x".into(),
+                },
+                ErrorKind::Malformed,
+                "bad_request",
+            ),
+            (
+                HistoryError::InvalidCursor("c".into()),
+                ErrorKind::Malformed,
+                "bad_request",
+            ),
+            (
+                HistoryError::UnknownExportFormat("pdf".into()),
+                ErrorKind::Malformed,
+                "bad_request",
+            ),
+            (
+                HistoryError::EmptyTitle,
+                ErrorKind::Invalid,
+                "validation_error",
+            ),
+            (
+                HistoryError::InvalidField {
+                    field: "score",
+                    reason: "bad".into(),
+                },
+                ErrorKind::Invalid,
+                "validation_error",
+            ),
+            (
+                HistoryError::ContentTooLong { len: 2, max: 1 },
+                ErrorKind::TooLarge,
+                "payload_too_large",
+            ),
+            (
+                HistoryError::SessionNotFound(id),
+                ErrorKind::NotFound,
+                "not_found",
+            ),
+            (
+                HistoryError::MessageNotFound(id),
+                ErrorKind::NotFound,
+                "not_found",
+            ),
+            (
+                HistoryError::SessionDeleted(id),
+                ErrorKind::Conflict,
+                "session_deleted",
+            ),
+            (
+                HistoryError::Store(StoreError::PoolTimeout(Duration::from_millis(5))),
+                ErrorKind::Unavailable,
+                "unavailable",
+            ),
+            (
+                HistoryError::Store(StoreError::Connect("down".into())),
+                ErrorKind::Unavailable,
+                "unavailable",
+            ),
+            (
+                HistoryError::Corrupt("x".into()),
+                ErrorKind::Internal,
+                "internal",
+            ),
+        ];
+        for (err, kind, code) in cases {
+            assert_eq!(err.kind(), kind, "{err}");
+            assert_eq!(err.code(), code, "{err}");
+            // A client error is never a server fault.
+            assert_eq!(err.is_client_error(), kind.is_client_error(), "{err}");
+        }
     }
 }

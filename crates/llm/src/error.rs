@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use confab_error::{DomainError, ErrorKind};
+
 /// Everything a model call can fail with. Provider messages are kept.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmError {
@@ -48,9 +50,24 @@ impl LlmError {
             LlmError::RateLimited { .. } | LlmError::Unavailable(_) | LlmError::Timeout(_)
         )
     }
+}
+
+impl DomainError for LlmError {
+    /// A rate limit keeps the provider's wait; a cancelled call is our
+    /// worker stopping; everything else is the provider failing (or
+    /// refusing what we sent it).
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LlmError::RateLimited { retry_after, .. } => ErrorKind::RateLimited {
+                retry_after: *retry_after,
+            },
+            LlmError::Cancelled => ErrorKind::Unavailable,
+            _ => ErrorKind::Upstream,
+        }
+    }
 
     /// A short machine-readable code (for `error` events).
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             LlmError::Unauthorized(_) => "provider_unauthorized",
             LlmError::RateLimited { .. } => "rate_limited",

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use confab_error::{DomainError, ErrorKind};
 use confab_llm::LlmError;
 use confab_store::StoreError;
 
@@ -53,17 +54,32 @@ impl From<diesel::result::Error> for RagError {
     }
 }
 
-impl RagError {
-    /// A short machine-readable code for API error bodies.
-    pub fn code(&self) -> &'static str {
+impl DomainError for RagError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RagError::DimensionMismatch { .. } => ErrorKind::Conflict,
+            RagError::InvalidCollection(_) | RagError::InvalidInput(_) => ErrorKind::Invalid,
+            RagError::Io { .. } | RagError::Index(_) => ErrorKind::Internal,
+            // Retrieval cannot run without its embedding model, whatever
+            // the provider said.
+            RagError::Embedding(_) => ErrorKind::Unavailable,
+            RagError::Store(e) => e.kind(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
         match self {
             RagError::DimensionMismatch { .. } => "dimension_mismatch",
-            RagError::InvalidCollection(_) | RagError::InvalidInput(_) => "bad_request",
-            RagError::Io { .. } => "io",
             RagError::Embedding(e) => e.code(),
-            RagError::Index(_) => "internal",
-            RagError::Store(StoreError::PoolTimeout(_)) => "unavailable",
-            RagError::Store(_) => "database",
+            RagError::Store(e) => e.code(),
+            _ => self.kind().code(),
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            RagError::Store(e) => e.public_message(),
+            _ => self.to_string(),
         }
     }
 }

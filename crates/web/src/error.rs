@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use confab_history::HistoryError;
-use confab_store::StoreError;
-use confab_store::diesel::result::{DatabaseErrorKind, Error as DieselError};
+use confab_error::{DomainError, ErrorKind};
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of every error response.
@@ -185,70 +183,55 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match &e {
-            StoreError::PoolTimeout(_) | StoreError::Connect(_) => Self::unavailable(e.to_string()),
-            StoreError::Query(q) => from_diesel(q, &e),
-            StoreError::UnsupportedUrl(_) | StoreError::Migration(_) | StoreError::Task(_) => {
-                Self::internal(&e)
-            }
+impl ApiError {
+    /// The one mapping of an error kind to an HTTP status.
+    pub fn status_of(kind: ErrorKind) -> StatusCode {
+        match kind {
+            ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
-fn from_diesel(q: &DieselError, whole: &StoreError) -> ApiError {
-    match q {
-        DieselError::NotFound => ApiError::not_found("not found"),
-        DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::UniqueViolation => {
-                ApiError::conflict("a conflicting change was made at the same time; try again")
-            }
-            DatabaseErrorKind::ForeignKeyViolation => {
-                ApiError::conflict("a related record changed at the same time; try again")
-            }
-            DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection => {
-                ApiError::unavailable("the database is busy; try again")
-            }
-            _ if is_busy(info.message()) => {
-                ApiError::unavailable("the database is busy; try again")
-            }
-            _ => ApiError::internal(whole),
-        },
-        _ => ApiError::internal(whole),
+/// Any confab error becomes an HTTP error here, and only here: the status
+/// from its kind, its own code and public message (an internal error is
+/// logged with its sources and answered with a generic 500), and
+/// `Retry-After` for a rate limit with a known wait.
+impl<E: DomainError> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let kind = e.kind();
+        if kind == ErrorKind::Internal {
+            return Self::internal(SourceChain(&e));
+        }
+        let api = Self::new(Self::status_of(kind), e.code(), e.public_message());
+        match kind.retry_after() {
+            Some(wait) => api.with_retry_after(wait),
+            None => api,
+        }
     }
 }
 
-/// SQLite reports lock timeouts as plain errors: recognise them by text.
-fn is_busy(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("database is locked") || m.contains("database is busy")
-}
+/// An error and its sources, `: `-separated (for logs).
+struct SourceChain<'a>(&'a dyn std::error::Error);
 
-impl From<HistoryError> for ApiError {
-    fn from(e: HistoryError) -> Self {
-        let message = e.to_string();
-        match e {
-            HistoryError::InvalidId { .. }
-            | HistoryError::InvalidUser(_)
-            | HistoryError::UnknownExportFormat(_)
-            | HistoryError::InvalidCursor(_) => Self::bad_request(message),
-            HistoryError::EmptyTitle
-            | HistoryError::TitleTooLong { .. }
-            | HistoryError::EmptyContent
-            | HistoryError::MetadataNotObject(_)
-            | HistoryError::InvalidField { .. }
-            | HistoryError::InvalidImport(_) => Self::validation(message),
-            HistoryError::ContentTooLong { .. } => Self::too_large(message),
-            HistoryError::SessionNotFound(_) | HistoryError::MessageNotFound(_) => {
-                Self::not_found(message)
-            }
-            HistoryError::SessionDeleted(_) => {
-                Self::new(StatusCode::CONFLICT, "session_deleted", message)
-            }
-            HistoryError::Corrupt(_) => Self::internal(message),
-            HistoryError::Store(store) => store.into(),
+impl fmt::Display for SourceChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
         }
+        Ok(())
     }
 }
 
@@ -257,61 +240,57 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A domain error of every kind, for the mapping's tests.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Fake {
+        kind: ErrorKind,
+        message: &'static str,
+    }
+
+    impl DomainError for Fake {
+        fn kind(&self) -> ErrorKind {
+            self.kind
+        }
+    }
+
     #[test]
-    fn history_errors_map_to_client_statuses() {
-        let id = uuid::Uuid::nil();
-        let cases: Vec<(HistoryError, u16, &str)> = vec![
+    fn kinds_map_to_statuses_and_codes() {
+        let cases = [
+            (ErrorKind::Malformed, 400, "bad_request"),
+            (ErrorKind::Invalid, 422, "validation_error"),
+            (ErrorKind::TooLarge, 413, "payload_too_large"),
+            (ErrorKind::Unauthorized, 401, "unauthorized"),
+            (ErrorKind::Forbidden, 403, "forbidden"),
+            (ErrorKind::NotFound, 404, "not_found"),
+            (ErrorKind::Conflict, 409, "conflict"),
             (
-                HistoryError::InvalidId {
-                    kind: "session",
-                    value: "x".into(),
-                },
-                400,
-                "bad_request",
+                ErrorKind::RateLimited { retry_after: None },
+                429,
+                "rate_limited",
             ),
-            (HistoryError::InvalidCursor("c".into()), 400, "bad_request"),
-            (
-                HistoryError::UnknownExportFormat("pdf".into()),
-                400,
-                "bad_request",
-            ),
-            (HistoryError::EmptyTitle, 422, "validation_error"),
-            (
-                HistoryError::InvalidField {
-                    field: "score",
-                    reason: "bad".into(),
-                },
-                422,
-                "validation_error",
-            ),
-            (
-                HistoryError::ContentTooLong { len: 2, max: 1 },
-                413,
-                "payload_too_large",
-            ),
-            (HistoryError::SessionNotFound(id), 404, "not_found"),
-            (HistoryError::MessageNotFound(id), 404, "not_found"),
-            (HistoryError::SessionDeleted(id), 409, "session_deleted"),
-            (
-                HistoryError::Store(StoreError::PoolTimeout(Duration::from_millis(5))),
-                503,
-                "unavailable",
-            ),
-            (
-                HistoryError::Store(StoreError::Connect("down".into())),
-                503,
-                "unavailable",
-            ),
-            (HistoryError::Corrupt("x".into()), 500, "internal"),
+            (ErrorKind::Unavailable, 503, "unavailable"),
+            (ErrorKind::Upstream, 502, "provider_error"),
+            (ErrorKind::Internal, 500, "internal"),
         ];
-        for (err, status, code) in cases {
-            let client = err.is_client_error();
-            let api = ApiError::from(err);
+        for (kind, status, code) in cases {
+            let api = ApiError::from(Fake { kind, message: "m" });
             assert_eq!(api.status.as_u16(), status, "{api}");
             assert_eq!(api.code, code);
             // A client error never becomes a 5xx.
-            assert_eq!(client, status < 500, "{api}");
+            assert_eq!(kind.is_client_error(), status < 500, "{api}");
         }
+    }
+
+    #[test]
+    fn rate_limits_keep_their_wait() {
+        let api = ApiError::from(Fake {
+            kind: ErrorKind::RateLimited {
+                retry_after: Some(Duration::from_millis(1500)),
+            },
+            message: "slow down",
+        });
+        assert_eq!(api.retry_after_secs(), Some(2));
     }
 
     #[test]
@@ -340,41 +319,11 @@ mod tests {
 
     #[test]
     fn internal_errors_hide_details() {
-        let api = ApiError::from(StoreError::Migration("secret table x".into()));
+        let api = ApiError::from(Fake {
+            kind: ErrorKind::Internal,
+            message: "secret table x",
+        });
         assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!api.message.contains("secret"));
-    }
-
-    #[test]
-    fn busy_sqlite_is_unavailable() {
-        struct Info;
-        impl confab_store::diesel::result::DatabaseErrorInformation for Info {
-            fn message(&self) -> &str {
-                "database is locked"
-            }
-            fn details(&self) -> Option<&str> {
-                None
-            }
-            fn hint(&self) -> Option<&str> {
-                None
-            }
-            fn table_name(&self) -> Option<&str> {
-                None
-            }
-            fn column_name(&self) -> Option<&str> {
-                None
-            }
-            fn constraint_name(&self) -> Option<&str> {
-                None
-            }
-            fn statement_position(&self) -> Option<i32> {
-                None
-            }
-        }
-        let e = StoreError::Query(DieselError::DatabaseError(
-            DatabaseErrorKind::Unknown,
-            Box::new(Info),
-        ));
-        assert_eq!(ApiError::from(e).status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -25,6 +25,7 @@ pub mod signal;
 pub mod telemetry;
 
 pub use auth::{AuthConfig, Caller, InternalAuth};
+pub use confab_error::{DomainError, ErrorKind};
 pub use config::{ConfigError, HttpConfig, Vars};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::{Metrics, MetricsBuilder, MetricsConfig};

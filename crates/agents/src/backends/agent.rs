@@ -81,7 +81,7 @@ impl ChatBackend for AgentBackend {
                     }
                 }
                 let Some((end, text, calls)) = outcome else {
-                    yield ChatEvent::Error { code: "internal".into(), message: "model round ended without a result".into(), retry_after_secs: None };
+                    yield ChatEvent::Error(crate::AgentError::Incomplete("model round ended without a result".into()));
                     return;
                 };
                 match end {

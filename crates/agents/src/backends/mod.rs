@@ -106,21 +106,9 @@ pub(crate) fn add_usage(a: Usage, b: Usage) -> Usage {
     )
 }
 
-/// The event for a failed model call (a rate limit keeps the provider's
-/// wait, in whole seconds rounded up).
+/// The event for a failed model call.
 pub(crate) fn llm_error_event(e: &LlmError) -> ChatEvent {
-    let retry_after_secs = match e {
-        LlmError::RateLimited {
-            retry_after: Some(wait),
-            ..
-        } => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
-        _ => None,
-    };
-    ChatEvent::Error {
-        code: e.code().to_owned(),
-        message: e.to_string(),
-        retry_after_secs,
-    }
+    ChatEvent::Error(crate::AgentError::Generation(e.clone()))
 }
 
 /// The request every backend starts from.
