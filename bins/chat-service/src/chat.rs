@@ -10,9 +10,10 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use bytes::Bytes;
-use confab_agents::{ChatTurn, Engine, UserSettings};
+use confab_agents::{AnswerEvent, ChatTurn, Engine, StatelessTurn, UserSettings};
+use confab_error::DomainError;
 use confab_history::SessionService;
-use confab_models::{AgentKind, NewSession, ServerEvent};
+use confab_models::{AgentKind, NewSession, RelayEvent, ServerEvent};
 use confab_web::{ApiError, Caller, InternalAuth};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
@@ -527,7 +528,7 @@ pub async fn completions(
         ));
     }
     let guard = state.start_generation(&caller.user_id).await?;
-    let events: std::pin::Pin<Box<dyn Stream<Item = ServerEvent> + Send>> = match body.session_id {
+    let events = match body.session_id {
         Some(sid) => {
             state.check_session(&caller.user_id, sid).await?;
             let turn = turn(
@@ -539,47 +540,50 @@ pub async fn completions(
                 None,
                 body.backend,
             )?;
-            Box::pin(crate::metrics::observe(
-                &state.metrics,
-                state.engine.stream_message(turn, state.answer_token()),
-            ))
+            state.engine.answer(turn, state.answer_token()).boxed()
         }
         None => {
-            let turn = confab_agents::StatelessTurn {
-                user_id: caller.user_id.clone(),
-                agent: body.agent.unwrap_or_default(),
-                course_id: body.course_id,
-                messages: body
-                    .messages
-                    .into_iter()
-                    .map(|m| (m.role, m.content))
-                    .collect(),
-                backend: body.backend,
-                settings: settings_of(&req),
-            };
-            Box::pin(crate::metrics::observe(
-                &state.metrics,
-                state.engine.stream_stateless(turn, state.answer_token()),
-            ))
+            let turn = stateless_turn(&caller, &req, body);
+            state
+                .engine
+                .answer_stateless(turn, state.answer_token())
+                .boxed()
         }
     };
-    let body = sse_body(events.map(|e| internal_event_json(&e)), guard, None);
+    let events = crate::metrics::observe(&state.metrics, events.map(relay_event));
+    let body = sse_body(
+        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
+        guard,
+        None,
+    );
     Ok(sse_response(body))
 }
 
-/// A chat event as JSON for the gateway: the protocol form, plus
-/// `retry_after_secs` on an `error` event that has a wait.
-fn internal_event_json(event: &ServerEvent) -> String {
+/// A whole conversation to answer without saving it.
+fn stateless_turn(caller: &Caller, req: &HttpRequest, body: CompletionsBody) -> StatelessTurn {
+    StatelessTurn {
+        user_id: caller.user_id.clone(),
+        agent: body.agent.unwrap_or_default(),
+        course_id: body.course_id,
+        messages: body
+            .messages
+            .into_iter()
+            .map(|m| (m.role, m.content))
+            .collect(),
+        backend: body.backend,
+        settings: settings_of(req),
+    }
+}
+
+/// An answer's event for the gateway: the protocol form, and on a failure
+/// its kind and the provider's wait.
+fn relay_event(event: AnswerEvent) -> RelayEvent {
     match event {
-        ServerEvent::Error {
-            retry_after_secs: Some(secs),
-            ..
-        } => {
-            let mut value = serde_json::to_value(event).unwrap_or_default();
-            value["retry_after_secs"] = json!(secs);
-            value.to_string()
+        AnswerEvent::Event(event) => RelayEvent::event(event),
+        AnswerEvent::Failed(e) => {
+            let kind = e.kind();
+            RelayEvent::error(AnswerEvent::Failed(e).into(), kind)
         }
-        _ => serde_json::to_string(event).unwrap_or_default(),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// WebSocket and streaming limits.
     pub chat: crate::chat::ChatLimits,
+    /// `GET /metrics` settings (`METRICS_TOKEN`).
+    pub metrics: confab_web::MetricsConfig,
     /// All variables (the engine wiring reads its own).
     pub vars: Vars,
     /// Listening beyond loopback without an internal key, as asked by
@@ -123,6 +125,7 @@ impl Config {
                 .millis("PROVIDER_PROBE_TIMEOUT_MS", Duration::from_millis(2000))?,
             llm: LlmConfig::from_vars(vars.lookup())?,
             chat: chat_limits(vars)?,
+            metrics: confab_web::MetricsConfig::from_vars(vars)?,
             vars: vars.clone(),
             unauthenticated_bind: exposed,
         })

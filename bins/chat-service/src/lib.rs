@@ -115,10 +115,7 @@ impl AppParts {
                 config.max_concurrent_imports,
                 config.max_import_bytes,
             )),
-            metrics: web::Data::new(metrics::build(
-                &state,
-                &confab_web::MetricsConfig::from_vars(&config.vars).unwrap_or_default(),
-            )),
+            metrics: web::Data::new(metrics::build(&state, &config.metrics)),
         }
     }
 }

@@ -21,10 +21,8 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log);
-    let metrics_token = confab_web::MetricsConfig::from_vars(&config.vars)
-        .ok()
-        .and_then(|m| m.token);
-    if metrics_token.is_none() && !chat_service::config::is_loopback_bind(&config.http.bind) {
+    if config.metrics.token.is_none() && !chat_service::config::is_loopback_bind(&config.http.bind)
+    {
         tracing::warn!(
             bind = %config.http.bind,
             "GET /metrics is open to anyone who reaches this address: METRICS_TOKEN is unset"

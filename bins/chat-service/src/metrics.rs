@@ -130,12 +130,10 @@ impl ChatMetrics {
 
 /// Passes an answer's events through, counting token deltas, the time to
 /// the first one, and provider errors. Wrap each engine stream once.
-pub fn observe<S>(
-    metrics: &ChatMetrics,
-    events: S,
-) -> impl Stream<Item = ServerEvent> + Send + 'static
+pub fn observe<S, E>(metrics: &ChatMetrics, events: S) -> impl Stream<Item = E> + Send + 'static
 where
-    S: Stream<Item = ServerEvent> + Send + 'static,
+    S: Stream<Item = E> + Send + 'static,
+    E: AsRef<ServerEvent>,
 {
     let metrics = metrics.clone();
     let started = Instant::now();
@@ -143,7 +141,7 @@ where
     let mut tokens = 0u64;
     // The body is polled outside the handler's span: log in the request's.
     let span = tracing::Span::current();
-    events.inspect(move |event| match event {
+    events.inspect(move |event| match event.as_ref() {
         ServerEvent::Token { .. } => {
             if first {
                 first = false;

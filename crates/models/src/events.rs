@@ -5,6 +5,9 @@
 //! `chat_message`.
 
 use std::fmt;
+use std::time::Duration;
+
+use confab_error::ErrorKind;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -137,6 +140,69 @@ impl ServerEvent {
             message: message.into(),
             retry_after_secs: None,
         }
+    }
+}
+
+impl AsRef<ServerEvent> for ServerEvent {
+    fn as_ref(&self) -> &ServerEvent {
+        self
+    }
+}
+
+/// A chat event on chat-service's internal stream to the gateway (`POST
+/// /api/chat/completions`): the protocol event, plus on an `error` the kind
+/// of failure and the provider's wait, so the gateway answers with the
+/// right status without reading meaning into error codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayEvent {
+    /// The protocol event.
+    #[serde(flatten)]
+    pub event: ServerEvent,
+    /// The failure's kind on an `error` ([`ErrorKind::name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Seconds the model provider asked to wait (its 429 `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl RelayEvent {
+    /// A protocol event that is not an error.
+    pub fn event(event: ServerEvent) -> Self {
+        Self {
+            event,
+            kind: None,
+            retry_after_secs: None,
+        }
+    }
+
+    /// An `error` event of this kind.
+    pub fn error(event: ServerEvent, kind: ErrorKind) -> Self {
+        let retry_after_secs = kind
+            .retry_after()
+            .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        Self {
+            event,
+            kind: Some(kind.name().to_owned()),
+            retry_after_secs,
+        }
+    }
+
+    /// The kind of an `error` (internal when the sender named none or an
+    /// unknown one).
+    pub fn error_kind(&self) -> ErrorKind {
+        self.kind
+            .as_deref()
+            .and_then(|name| {
+                ErrorKind::from_name(name, self.retry_after_secs.map(Duration::from_secs))
+            })
+            .unwrap_or(ErrorKind::Internal)
+    }
+}
+
+impl AsRef<ServerEvent> for RelayEvent {
+    fn as_ref(&self) -> &ServerEvent {
+        &self.event
     }
 }
 

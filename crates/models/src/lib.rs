@@ -15,7 +15,7 @@ pub use chat::{
     ChatResponse, ChatSession, Message, MessageRole, Metadata, ParseEnumError, SessionStatus,
     SourceInfo, Usage,
 };
-pub use events::{AgentKind, ClientMessage, FinishReason, ProtocolError, ServerEvent};
+pub use events::{AgentKind, ClientMessage, FinishReason, ProtocolError, RelayEvent, ServerEvent};
 pub use history::{
     CleanupReport, ExperienceSummary, ExportFormat, Feedback, MemoryItem, MessagePage,
     MessageQuery, MessageSearchHit, MessageUpdate, NewFeedback, NewMessage, NewSession,

@@ -281,3 +281,28 @@ fn export_format_parsing() {
     assert_eq!("text".parse::<ExportFormat>(), Ok(ExportFormat::Txt));
     assert!("pdf".parse::<ExportFormat>().is_err());
 }
+
+/// chat-service's internal stream to the gateway: the protocol event with
+/// the failure's kind and wait beside it, read back typed.
+#[test]
+fn relay_events_round_trip() {
+    use confab_error::ErrorKind;
+    use confab_models::RelayEvent;
+    let kind = ErrorKind::RateLimited {
+        retry_after: Some(std::time::Duration::from_secs(7)),
+    };
+    let sent = RelayEvent::error(ServerEvent::error("rate_limited", "slow down"), kind);
+    let json: serde_json::Value = serde_json::to_value(&sent).unwrap();
+    assert_eq!(json["type"], "error");
+    assert_eq!(json["code"], "rate_limited");
+    assert_eq!(json["kind"], "rate_limited");
+    assert_eq!(json["retry_after_secs"], 7);
+    let read: RelayEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(read.error_kind(), kind);
+    let token = RelayEvent::event(ServerEvent::Token {
+        content: "hi".into(),
+    });
+    let text = serde_json::to_string(&token).unwrap();
+    assert_eq!(text, r#"{"type":"token","content":"hi"}"#);
+    assert_eq!(serde_json::from_str::<RelayEvent>(&text).unwrap(), token);
+}

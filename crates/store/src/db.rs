@@ -376,15 +376,11 @@ impl Checkpointer {
                 // Runs until the sender is dropped (recv then reports Disconnected).
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     if conn.is_none() {
-                        conn = SqliteConnection::establish(&path.to_string_lossy())
-                            .ok()
-                            .and_then(|mut c| {
-                                c.batch_execute(&format!(
-                                    "PRAGMA busy_timeout = {busy_timeout_ms};"
-                                ))
-                                .ok()
-                                .map(|()| c)
-                            });
+                        conn = checkpoint_connection(&path, busy_timeout_ms)
+                            .inspect_err(|e| {
+                                tracing::warn!(error = %e, "WAL checkpointer cannot connect");
+                            })
+                            .ok();
                     }
                     if let Some(c) = conn.as_mut()
                         && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
@@ -400,6 +396,17 @@ impl Checkpointer {
             thread: Some(thread),
         })
     }
+}
+
+/// The checkpointer's own connection, with the pool's busy timeout.
+fn checkpoint_connection(
+    path: &Path,
+    busy_timeout_ms: u128,
+) -> Result<SqliteConnection, StoreError> {
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+        .map_err(|e| StoreError::Connect(e.to_string()))?;
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {busy_timeout_ms};"))?;
+    Ok(conn)
 }
 
 impl Drop for Checkpointer {
