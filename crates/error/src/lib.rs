@@ -58,40 +58,31 @@ impl ErrorKind {
         }
     }
 
-    /// The kind's name on internal wires (`malformed`, `rate_limited`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            ErrorKind::Malformed => "malformed",
-            ErrorKind::Invalid => "invalid",
-            ErrorKind::TooLarge => "too_large",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::Forbidden => "forbidden",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::RateLimited { .. } => "rate_limited",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Upstream => "upstream",
-            ErrorKind::Internal => "internal",
-        }
-    }
+    /// Every kind (a rate limit without a wait).
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::Malformed,
+        ErrorKind::Invalid,
+        ErrorKind::TooLarge,
+        ErrorKind::Unauthorized,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::RateLimited { retry_after: None },
+        ErrorKind::Unavailable,
+        ErrorKind::Upstream,
+        ErrorKind::Internal,
+    ];
 
-    /// The kind a [`ErrorKind::name`] stands for (`retry_after` for a rate
-    /// limit); `None` for an unknown name.
-    pub fn from_name(name: &str, retry_after: Option<Duration>) -> Option<Self> {
-        Some(match name {
-            "malformed" => ErrorKind::Malformed,
-            "invalid" => ErrorKind::Invalid,
-            "too_large" => ErrorKind::TooLarge,
-            "unauthorized" => ErrorKind::Unauthorized,
-            "forbidden" => ErrorKind::Forbidden,
-            "not_found" => ErrorKind::NotFound,
-            "conflict" => ErrorKind::Conflict,
-            "rate_limited" => ErrorKind::RateLimited { retry_after },
-            "unavailable" => ErrorKind::Unavailable,
-            "upstream" => ErrorKind::Upstream,
-            "internal" => ErrorKind::Internal,
-            _ => return None,
-        })
+    /// The kind whose generic [`ErrorKind::code`] this is (`retry_after`
+    /// for a rate limit), as an internal wire names it; `None` for another code.
+    pub fn from_code(code: &str, retry_after: Option<Duration>) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.code() == code)
+            .map(|kind| match kind {
+                ErrorKind::RateLimited { .. } => ErrorKind::RateLimited { retry_after },
+                other => other,
+            })
     }
 
     /// Whether the caller is at fault (it must never become a 5xx).
@@ -136,24 +127,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip() {
+    fn codes_round_trip() {
         let wait = Some(Duration::from_secs(3));
-        for kind in [
-            ErrorKind::Malformed,
-            ErrorKind::Invalid,
-            ErrorKind::TooLarge,
-            ErrorKind::Unauthorized,
-            ErrorKind::Forbidden,
-            ErrorKind::NotFound,
-            ErrorKind::Conflict,
-            ErrorKind::RateLimited { retry_after: wait },
-            ErrorKind::Unavailable,
-            ErrorKind::Upstream,
-            ErrorKind::Internal,
-        ] {
-            assert_eq!(ErrorKind::from_name(kind.name(), wait), Some(kind));
+        for kind in ErrorKind::ALL {
+            let back = ErrorKind::from_code(kind.code(), wait);
+            match kind {
+                ErrorKind::RateLimited { .. } => {
+                    assert_eq!(back, Some(ErrorKind::RateLimited { retry_after: wait }));
+                }
+                _ => assert_eq!(back, Some(kind)),
+            }
         }
-        assert_eq!(ErrorKind::from_name("nonsense", None), None);
+        assert_eq!(ErrorKind::from_code("nonsense", None), None);
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub struct RelayEvent {
     /// The protocol event.
     #[serde(flatten)]
     pub event: ServerEvent,
-    /// The failure's kind on an `error` ([`ErrorKind::name`]).
+    /// The failure's kind on an `error` (its generic [`ErrorKind::code`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Seconds the model provider asked to wait (its 429 `Retry-After`).
@@ -183,7 +183,7 @@ impl RelayEvent {
             .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         Self {
             event,
-            kind: Some(kind.name().to_owned()),
+            kind: Some(kind.code().to_owned()),
             retry_after_secs,
         }
     }
@@ -194,7 +194,7 @@ impl RelayEvent {
         self.kind
             .as_deref()
             .and_then(|name| {
-                ErrorKind::from_name(name, self.retry_after_secs.map(Duration::from_secs))
+                ErrorKind::from_code(name, self.retry_after_secs.map(Duration::from_secs))
             })
             .unwrap_or(ErrorKind::Internal)
     }
