@@ -213,6 +213,9 @@ struct OaRequest {
     stream_options: Option<StreamOptions>,
     #[serde(default)]
     user: Option<String>,
+    /// confab extension: knowledge base ids the answer draws on.
+    #[serde(default)]
+    knowledge: Vec<Uuid>,
 }
 
 /// Text of a message's content: a string, or the text parts of an array.
@@ -367,6 +370,7 @@ pub async fn chat_completions(
         "agent": agent,
         "course_id": course,
         "backend": backend,
+        "knowledge": request.knowledge,
     });
     let request_id = crate::request_id_of(&req);
     let resp = match state

@@ -213,6 +213,9 @@ pub struct ChatRequestBody {
     /// Chat backend (`simple` | `agent`) instead of the default.
     #[serde(default)]
     pub backend: Option<String>,
+    /// Knowledge bases to draw on (ids; each must be readable by the caller, else 404).
+    #[serde(default)]
+    pub knowledge: Vec<Uuid>,
 }
 
 fn turn(
@@ -235,6 +238,7 @@ fn turn(
         content: message,
         backend,
         settings: settings_of(req),
+        knowledge: Vec::new(),
     })
 }
 
@@ -262,7 +266,8 @@ pub async fn post_chat(
     let state = app.chat()?;
     state.check_open()?;
     let body = body.into_inner();
-    let turn = turn(
+    let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
+    let mut turn = turn(
         &caller,
         &req,
         body.message,
@@ -271,6 +276,7 @@ pub async fn post_chat(
         body.course_id,
         body.backend,
     )?;
+    turn.knowledge = knowledge;
     let _guard = state.guard();
     let reply = state
         .engine
@@ -354,6 +360,9 @@ pub struct StreamQuery {
     /// Chat backend instead of the default.
     #[serde(default)]
     pub backend: Option<String>,
+    /// Knowledge bases to draw on: ids separated by commas.
+    #[serde(default)]
+    pub knowledge: Option<String>,
 }
 
 /// `GET /api/chat/stream`: the answer as Server-Sent Events, one protocol
@@ -383,7 +392,9 @@ pub async fn stream_chat(
         // A wrong session is a 404 now, not an event later.
         state.check_session(&caller.user_id, sid).await?;
     }
-    let turn = turn(
+    let ids = crate::knowledge::parse_ids(q.knowledge.as_deref())?;
+    let knowledge = crate::knowledge::scope(&app, &caller, &ids).await?;
+    let mut turn = turn(
         &caller,
         &req,
         q.message,
@@ -392,6 +403,7 @@ pub async fn stream_chat(
         q.course_id,
         q.backend,
     )?;
+    turn.knowledge = knowledge;
     let guard = state.guard();
     let events = crate::metrics::observe(
         &state.metrics,
@@ -472,6 +484,9 @@ pub struct CompletionsBody {
     /// session's own history is the context, and the turn is saved.
     #[serde(default)]
     pub session_id: Option<Uuid>,
+    /// Knowledge bases to draw on (the `/v1` extension field `knowledge`).
+    #[serde(default)]
+    pub knowledge: Vec<Uuid>,
     /// Agent (default dashboard).
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "dashboard")]
@@ -517,11 +532,12 @@ pub async fn completions(
             "the last message must be a non-empty `user` message",
         ));
     }
+    let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
     let guard = state.guard();
     let events: std::pin::Pin<Box<dyn Stream<Item = ServerEvent> + Send>> = match body.session_id {
         Some(sid) => {
             state.check_session(&caller.user_id, sid).await?;
-            let turn = turn(
+            let mut turn = turn(
                 &caller,
                 &req,
                 last.content.clone(),
@@ -530,6 +546,7 @@ pub async fn completions(
                 None,
                 body.backend,
             )?;
+            turn.knowledge = knowledge;
             Box::pin(crate::metrics::observe(
                 &state.metrics,
                 state.engine.stream_message(turn, state.answer_token()),
@@ -547,6 +564,7 @@ pub async fn completions(
                     .collect(),
                 backend: body.backend,
                 settings: settings_of(&req),
+                knowledge,
             };
             Box::pin(crate::metrics::observe(
                 &state.metrics,

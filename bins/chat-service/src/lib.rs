@@ -15,6 +15,7 @@ mod admin;
 pub mod catalog;
 pub mod chat;
 pub mod config;
+pub mod knowledge;
 mod memory;
 mod messages;
 pub mod metrics;
@@ -256,6 +257,9 @@ pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running>
         .copied()
         .ok_or_else(|| io::Error::other("bound to no address"))?;
     let server = server.run();
+    if let Some(k) = &state.knowledge {
+        k.spawn_workers(state.shutdown.clone());
+    }
     let stopper = Stopper {
         handle: server.handle(),
         shutdown: state.shutdown.clone(),

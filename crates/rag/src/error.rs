@@ -21,6 +21,20 @@ pub enum RagError {
         /// The embedding model's dimension.
         got: usize,
     },
+    /// A collection holds vectors of another embedding model.
+    #[error(
+        "collection `{collection}` was embedded with `{expected}`; the configured embedding model is `{got}`. \
+         Vectors of two models cannot be compared: ingest into another collection, or configure `{expected}` \
+         (CONFAB_EMBEDDING_PROVIDER / CONFAB_EMBEDDING_MODEL) as chat-service does"
+    )]
+    ModelMismatch {
+        /// The collection.
+        collection: String,
+        /// Its recorded model.
+        expected: String,
+        /// The configured model.
+        got: String,
+    },
     /// A collection name is empty, too long or has control characters.
     #[error("invalid collection name `{0}`: use 1-100 printable characters")]
     InvalidCollection(String),
@@ -45,6 +59,19 @@ pub enum RagError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No such knowledge base or document (for this caller: another user's
+    /// private base reads as missing).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may read but not change this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An uploaded file is refused (bad name, type, size, bytes).
+    #[error(transparent)]
+    Upload(#[from] crate::knowledge::UploadError),
+    /// The per-user quota would be exceeded.
+    #[error("{0}")]
+    Quota(String),
 }
 
 impl From<diesel::result::Error> for RagError {
@@ -58,12 +85,21 @@ impl RagError {
     pub fn code(&self) -> &'static str {
         match self {
             RagError::DimensionMismatch { .. } => "dimension_mismatch",
+            RagError::ModelMismatch { .. } => "model_mismatch",
             RagError::InvalidCollection(_) | RagError::InvalidInput(_) => "bad_request",
             RagError::Io { .. } => "io",
             RagError::Embedding(e) => e.code(),
             RagError::Index(_) => "internal",
             RagError::Store(StoreError::PoolTimeout(_)) => "unavailable",
             RagError::Store(_) => "database",
+            RagError::NotFound(_) => "not_found",
+            RagError::Forbidden(_) => "forbidden",
+            RagError::Upload(crate::knowledge::UploadError::TooLarge { .. }) => "payload_too_large",
+            RagError::Upload(crate::knowledge::UploadError::Unsupported(_)) => {
+                "unsupported_media_type"
+            }
+            RagError::Upload(_) => "validation_error",
+            RagError::Quota(_) => "quota_exceeded",
         }
     }
 }
