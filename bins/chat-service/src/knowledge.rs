@@ -789,6 +789,7 @@ pub mod doc {
         /// Relevance 0..=1.
         pub score: f64,
         /// knowledge_base_id, knowledge_base, knowledge_document_id, filename, page, heading, chunk_index.
+        #[schema(value_type = Object)]
         pub metadata: serde_json::Value,
     }
 

@@ -529,14 +529,14 @@ fn docx_markdown(xml: &[u8], headings: &[(String, usize)]) -> Result<String, Str
                 _ => {}
             },
             Ok(Event::Text(t)) if in_text => {
-                let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
+                let raw = String::from_utf8_lossy(&t[..]).into_owned();
                 let text = quick_xml::escape::unescape(&raw)
                     .map(|c| c.into_owned())
                     .unwrap_or(raw);
                 para.push_str(&text);
             }
             Ok(Event::GeneralRef(r)) if in_text => {
-                let name = String::from_utf8_lossy(r.as_ref()).into_owned();
+                let name = String::from_utf8_lossy(&r[..]).into_owned();
                 let text = quick_xml::escape::unescape(&format!("&{name};"))
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
