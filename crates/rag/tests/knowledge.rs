@@ -653,7 +653,7 @@ async fn deleting_a_user_row_removes_their_bases(db: Db) {
         )
         .execute(conn)?;
         confab_store::diesel::sql_query("DELETE FROM users WHERE id = 'u-1'").execute(conn)?;
-        Ok::<_, confab_store::diesel::result::Error>(())
+        Ok::<_, RagError>(())
     })
     .await
     .unwrap();
