@@ -184,7 +184,7 @@ async fn upload_and_ask_through_the_gateway(db: Db) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let ready = text.matches("\"status\":\"ready\"").count();
-        if ready >= files.len() + 1 {
+        if ready > files.len() {
             break;
         }
         let chunk = tokio::time::timeout_at(deadline.into(), stream.next())
@@ -388,7 +388,8 @@ async fn bad_uploads_over_http(db: Db) {
     let s = Stack::start(db, "echo", FakeLlmConfig::default()).await;
     let (_, token, _) = s.register("carl-kb@example.com").await;
     let kb = create_base(&s, &token, "strict").await;
-    let cases: Vec<(Vec<(&str, Vec<u8>)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, Vec<u8>)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("empty.md", Vec::new())], 422, "validation_error"),
         (
             vec![("../secret.md", b"# x".to_vec())],

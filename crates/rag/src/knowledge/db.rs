@@ -176,11 +176,14 @@ pub(crate) fn usage(conn: &mut DbConnection, owner_id: &str) -> Result<(i64, i64
     Ok((sizes.len() as i64, sizes.iter().sum()))
 }
 
-/// Chunks of one knowledge document, in order: (index, heading, page, text).
+/// One chunk of a knowledge document: (index, heading, page, text).
+pub(crate) type DocChunk = (i32, String, Option<i32>, String);
+
+/// Chunks of one knowledge document, in order.
 pub(crate) fn document_chunks(
     conn: &mut DbConnection,
     doc_id: &str,
-) -> Result<Vec<(i32, String, Option<i32>, String)>, RagError> {
+) -> Result<Vec<DocChunk>, RagError> {
     Ok(rag_chunks::table
         .inner_join(rag_documents::table)
         .filter(rag_documents::knowledge_document_id.eq(doc_id))
