@@ -1,15 +1,70 @@
 #!/usr/bin/env bash
-# Makes the knowledge-base test fixtures (crates/rag/tests/fixtures/kb) with
-# real tools others wrote: reportlab and fpdf2 (PDF), python-docx and pandoc
-# (DOCX), qpdf (an encrypted PDF). The outputs are committed; run this again
-# only to change them. Needs: python3 with pip, pandoc, qpdf.
-#   pip install reportlab==5.1.0 fpdf2==2.8.9 python-docx==1.2.0
+# Makes the knowledge-base test fixtures with real tools others wrote:
+# reportlab and fpdf2 (PDF), python-docx and pandoc (DOCX), qpdf (an
+# encrypted PDF). The outputs are committed in crates/rag/tests/fixtures/kb;
+# .ci/run runs this script on its fresh clone (overwriting them) before the
+# tests, so the tests also pass on fixtures made from scratch.
+#
+#   scripts/make-kb-fixtures.sh [OUT_DIR]   (default: crates/rag/tests/fixtures/kb)
+#
+# Works on a fresh Debian machine: the Python packages are installed from
+# PyPI into a venv under ${CONFAB_CACHE:-$HOME/.cache/confab}/kb-fixtures
+# (pinned versions, reused on later runs); pandoc and qpdf come from Debian
+# (apt-get install when missing and we are root).
 set -euo pipefail
-out="$(cd "$(dirname "$0")/.." && pwd)/crates/rag/tests/fixtures/kb"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$root/crates/rag/tests/fixtures/kb}"
+
+log() { echo "make-kb-fixtures: $*" >&2; }
+die() { echo "make-kb-fixtures: ERROR: $*" >&2; exit 1; }
+
+# The versions the committed fixtures were made with (Python 3.11, Debian 12).
+PINS="reportlab==5.1.0 fpdf2==2.8.9 python-docx==1.2.0"
+CONSTRAINTS='
+charset-normalizer==3.4.7
+defusedxml==0.7.1
+fonttools==4.68.0
+lxml==6.2.0
+pillow==13.0.0
+typing_extensions==4.15.0
+'
+
+apt_need=()
+command -v pandoc >/dev/null || apt_need+=(pandoc)
+command -v qpdf >/dev/null || apt_need+=(qpdf)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_need+=(python3-venv)
+if [ ${#apt_need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "apt-get install ${apt_need[*]}"
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_need[@]}" >/dev/null \
+      || die "apt-get install ${apt_need[*]} failed"
+  else
+    die "missing ${apt_need[*]} (as root: apt-get install ${apt_need[*]})"
+  fi
+fi
+
+venv="${CONFAB_CACHE:-$HOME/.cache/confab}/kb-fixtures"
+py="$venv/bin/python"
+if ! "$py" -c 'import reportlab, fpdf, docx' >/dev/null 2>&1; then
+  rm -rf "$venv"
+  log "creating $venv ($PINS)"
+  python3 -m venv "$venv"
+  constraints=$(mktemp)
+  printf '%s\n' "$CONSTRAINTS" > "$constraints"
+  # shellcheck disable=SC2086
+  "$py" -m pip install -q --disable-pip-version-check -c "$constraints" $PINS \
+    || { log "pinned install failed; retrying unpinned"; "$py" -m pip install -q --disable-pip-version-check reportlab fpdf2 python-docx; }
+  rm -f "$constraints"
+  "$py" -c 'import reportlab, fpdf, docx' || die "the venv cannot import reportlab, fpdf, docx"
+fi
+
 mkdir -p "$out"
 cd "$out"
+# Fixed timestamps where the tools honour them (pandoc's zip entries).
+export SOURCE_DATE_EPOCH=1767225600  # 2026-01-01T00:00:00Z
 
-python3 - <<'PY'
+"$py" - <<'PY'
 import zipfile, zlib
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
@@ -49,6 +104,7 @@ pdf.output("orchard.pdf")
 # A DOCX with heading styles (python-docx).
 d = docx.Document()
 d.core_properties.created = __import__("datetime").datetime(2026, 1, 1)
+d.core_properties.modified = __import__("datetime").datetime(2026, 1, 1)
 d.add_heading("Field Guide", level=1)
 d.add_paragraph("This guide covers the research station.")
 d.add_heading("Water Supply", level=2)
@@ -57,9 +113,21 @@ d.add_heading("Power", level=2)
 d.add_paragraph("Solar panels on the east roof charge a battery bank named Gullwing.")
 d.save("fieldguide.docx")
 
+def fixed_dates(path):
+    """Rewrites a zip with every entry dated 2026-01-01 (reproducible output)."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(i, z.read(i.filename)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in entries:
+            fixed = zipfile.ZipInfo(info.filename, (2026, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(fixed, data)
+
+fixed_dates("fieldguide.docx")
+
 # A zip bomb named .docx: word/document.xml expands to 80 MiB.
 with zipfile.ZipFile("bomb.docx", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-    z.writestr("[Content_Types].xml", "<Types/>")
+    z.writestr(zipfile.ZipInfo("[Content_Types].xml", (2026, 1, 1, 0, 0, 0)), "<Types/>")
     body = b"<w:document xmlns:w='w'><w:body>" + b"<w:p><w:r><w:t>aaaa</w:t></w:r></w:p>" * (80 * 1024 * 1024 // 36) + b"</w:body></w:document>"
     z.writestr(zipfile.ZipInfo("word/document.xml", (2026, 1, 1, 0, 0, 0)), body, zipfile.ZIP_DEFLATED)
 
@@ -69,10 +137,12 @@ with open("corrupt.pdf", "wb") as f:
 PY
 
 # An encrypted copy (user password) with qpdf.
-qpdf --encrypt secret secret 256 -- orchard.pdf encrypted.pdf
+# (AES-128: with a static id and IV the output is reproducible; AES-256 salts are random.)
+qpdf --static-id --static-aes-iv --encrypt secret secret 128 --use-aes=y -- orchard.pdf encrypted.pdf
 
 # DOCX from Markdown with pandoc (another producer).
-cat > /tmp/kb-pandoc.md <<'MD'
+md=$(mktemp --suffix=.md)
+cat > "$md" <<'MD'
 # Kitchen Rules
 
 ## Ovens
@@ -83,7 +153,8 @@ The bakery oven must be preheated to 230 degrees before the rye loaves go in.
 
 Flour bins are emptied every Friday.
 MD
-pandoc /tmp/kb-pandoc.md -o kitchen.docx
+pandoc "$md" -o kitchen.docx
+rm -f "$md"
 
 cat > notes.md <<'MD'
 # Ship Notes
