@@ -653,6 +653,7 @@ pub mod doc {
 
     /// Body of `POST /api/knowledge`.
     #[derive(ToSchema)]
+    #[schema(as = NewKnowledgeBase)]
     pub struct NewKnowledgeBaseDoc {
         /// Display name (1..=200 characters).
         pub name: String,
@@ -662,6 +663,7 @@ pub mod doc {
 
     /// Body of `PATCH /api/knowledge/{id}`.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeBaseUpdate)]
     pub struct KnowledgeBaseUpdateDoc {
         /// New name.
         pub name: Option<String>,
@@ -669,6 +671,7 @@ pub mod doc {
 
     /// A knowledge base.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeBase)]
     pub struct KnowledgeBaseDoc {
         /// Id.
         pub id: Uuid,
@@ -696,6 +699,7 @@ pub mod doc {
 
     /// `{"items": [...]}` of bases.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeBaseList)]
     pub struct KnowledgeBaseListDoc {
         /// The bases.
         pub items: Vec<KnowledgeBaseDoc>,
@@ -703,6 +707,7 @@ pub mod doc {
 
     /// A document.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeDocument)]
     pub struct DocumentDoc {
         /// Id.
         pub id: Uuid,
@@ -730,6 +735,7 @@ pub mod doc {
 
     /// `{"items": [...]}` of documents.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeDocumentList)]
     pub struct DocumentListDoc {
         /// The documents.
         pub items: Vec<DocumentDoc>,
@@ -737,6 +743,7 @@ pub mod doc {
 
     /// One chunk.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeChunk)]
     pub struct ChunkDoc {
         /// Position.
         pub index: i32,
@@ -750,6 +757,7 @@ pub mod doc {
 
     /// A document with preview and chunks (the document's fields, flattened).
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeDocumentDetail)]
     pub struct DocumentDetailDoc {
         /// Id (and the other fields of a document).
         pub id: Uuid,
@@ -765,6 +773,7 @@ pub mod doc {
 
     /// What an uploaded file became.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeUpload)]
     pub struct UploadDoc {
         /// The document.
         pub document: DocumentDoc,
@@ -774,6 +783,7 @@ pub mod doc {
 
     /// `{"items": [...]}` of uploads.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeUploadList)]
     pub struct UploadListDoc {
         /// One per file.
         pub items: Vec<UploadDoc>,
@@ -781,6 +791,7 @@ pub mod doc {
 
     /// A retrieved passage.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeSource)]
     pub struct SourceDoc {
         /// The file name.
         pub file_path: String,
@@ -795,6 +806,7 @@ pub mod doc {
 
     /// `{"items": [...]}` of passages.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeSearchResults)]
     pub struct SearchResultsDoc {
         /// Best first.
         pub items: Vec<SourceDoc>,
@@ -802,6 +814,7 @@ pub mod doc {
 
     /// `data:` of an `event: document` frame.
     #[derive(ToSchema)]
+    #[schema(as = KnowledgeEvent)]
     pub struct KnowledgeEventDoc {
         /// The document now.
         pub document: DocumentDoc,

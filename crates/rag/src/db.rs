@@ -271,9 +271,15 @@ pub(crate) fn sources_under(
 }
 
 /// Ids and collections of every chunk.
-pub(crate) fn chunk_ids(conn: &mut DbConnection) -> Result<Vec<(i64, String)>, RagError> {
+pub(crate) fn chunk_ids(
+    conn: &mut DbConnection,
+) -> Result<Vec<(i64, String, String)>, RagError> {
     Ok(rag_chunks::table
-        .select((rag_chunks::seq, rag_chunks::collection))
+        .select((
+            rag_chunks::seq,
+            rag_chunks::collection,
+            rag_chunks::document_id,
+        ))
         .load(conn)?)
 }
 

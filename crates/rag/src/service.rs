@@ -136,8 +136,12 @@ pub enum Progress<'a> {
 /// the database through `rag_state.version`.
 struct VectorCache {
     index: RwLock<Collections>,
-    /// Chunk id -> collection, of what the index holds.
-    known: Mutex<HashMap<i64, String>>,
+    /// Chunk id -> (collection, hash of its document id), of what the index
+    /// holds. SQLite reuses the ids of deleted rows, so an id alone does not
+    /// say the row is the same one: a chunk written again (re-ingested or
+    /// re-embedded) always gets a new document id, and a changed pair means
+    /// the index's vector for that id is stale.
+    known: Mutex<HashMap<i64, (String, u64)>>,
     /// The database version the index reflects (`None` before the first load).
     version: Mutex<Option<i64>>,
 }
@@ -291,16 +295,23 @@ impl Rag {
                     .known
                     .lock()
                     .map_err(|_| RagError::Index("lock poisoned".into()))?;
-                let present: HashSet<i64> = ids.iter().map(|(id, _)| *id).collect();
-                let gone: Vec<i64> = known
-                    .keys()
-                    .filter(|id| !present.contains(id))
-                    .copied()
+                let present: HashMap<i64, (String, u64)> = ids
+                    .into_iter()
+                    .map(|(id, collection, document)| (id, (collection, document_key(&document))))
                     .collect();
-                let new: Vec<i64> = ids
+                // Gone, or the id now belongs to another row (reused id).
+                let gone: Vec<i64> = known
                     .iter()
+                    .filter(|(id, was)| present.get(id) != Some(*was))
                     .map(|(id, _)| *id)
+                    .collect();
+                for id in &gone {
+                    known.remove(id);
+                }
+                let new: Vec<i64> = present
+                    .keys()
                     .filter(|id| !known.contains_key(id))
+                    .copied()
                     .collect();
                 let vectors = db::chunk_vectors(conn, &new)?;
                 let mut index = cache
@@ -309,7 +320,6 @@ impl Rag {
                     .map_err(|_| RagError::Index("lock poisoned".into()))?;
                 for id in &gone {
                     index.remove(*id);
-                    known.remove(id);
                 }
                 // Bulk-load per collection: the HNSW graph is built once, in parallel.
                 let mut by_collection: HashMap<String, Vec<(i64, Vec<f32>)>> = HashMap::new();
@@ -321,7 +331,9 @@ impl Rag {
                             id,
                             "chunk vector left out of the index (zero or not finite)"
                         );
-                        known.insert(id, collection);
+                        if let Some(key) = present.get(&id) {
+                            known.insert(id, key.clone());
+                        }
                         continue;
                     }
                     by_collection
@@ -345,7 +357,9 @@ impl Rag {
                         .extend(&collection, dims, items)
                         .map_err(|e| RagError::Index(e.to_string()))?;
                     for id in ids {
-                        known.insert(id, collection.clone());
+                        if let Some(key) = present.get(&id) {
+                            known.insert(id, key.clone());
+                        }
                     }
                 }
                 *seen = Some(version);
@@ -768,6 +782,14 @@ impl Rag {
             }
         }
     }
+}
+
+/// A compact key of a document id, for [`VectorCache::known`].
+fn document_key(document_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    document_id.hash(&mut h);
+    h.finish()
 }
 
 fn file_stem(p: &Path) -> String {

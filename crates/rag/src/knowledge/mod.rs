@@ -1101,11 +1101,19 @@ impl KnowledgeService {
             })
             .collect();
         let vectors = self.rag.embed(&texts).await?;
+        // Every document gets a new id: the rewritten chunks must not look
+        // like the old ones to an in-memory index (SQLite reuses row ids).
+        let mut renamed: std::collections::BTreeMap<String, String> = Default::default();
+        for (doc, ..) in &chunks {
+            renamed
+                .entry(doc.clone())
+                .or_insert_with(|| Uuid::now_v7().to_string());
+        }
         let rows: Vec<rag_db::NewChunkRow> = chunks
             .iter()
             .zip(&vectors)
             .map(|((doc, index, title, text, page), v)| rag_db::NewChunkRow {
-                document_id: doc.clone(),
+                document_id: renamed.get(doc).cloned().unwrap_or_else(|| doc.clone()),
                 collection: collection.clone(),
                 chunk_index: *index,
                 title: title.clone(),
@@ -1132,6 +1140,11 @@ impl KnowledgeService {
                         rag_chunks::table.filter(rag_chunks::collection.eq(&collection)),
                     )
                     .execute(conn)?;
+                    for (old, new) in &renamed {
+                        diesel::update(rag_documents::table.find(old))
+                            .set(rag_documents::id.eq(new))
+                            .execute(conn)?;
+                    }
                     let now = Utc::now().naive_utc();
                     switch_base_model(conn, &kb, &model, dims, now, pgvector)?;
                     rag_db::insert_chunks(conn, &rows, &vectors, pgvector)?;
