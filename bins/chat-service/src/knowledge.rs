@@ -331,9 +331,15 @@ async fn read_multipart(
     let max = config.files.max_file_bytes as usize;
     let mut multipart = actix_multipart::Multipart::new(req.headers(), payload);
     let mut files = Vec::new();
+    let mut parts = 0usize;
     while let Some(field) = multipart.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?;
+        let mut field = match field {
+            Ok(f) => f,
+            // Only the closing boundary (a form with no parts): no files.
+            Err(actix_multipart::MultipartError::Incomplete) if parts == 0 => break,
+            Err(e) => return Err(ApiError::bad_request(format!("bad multipart body: {e}"))),
+        };
+        parts += 1;
         let filename = field
             .content_disposition()
             .and_then(|cd| cd.get_filename().map(str::to_owned));

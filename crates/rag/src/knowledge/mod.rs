@@ -550,8 +550,11 @@ impl KnowledgeService {
         text: &str,
     ) -> Result<UploadResult, RagError> {
         let title = check_filename(title)?;
+        // A title naming a text file keeps its name; anything else (no
+        // extension, "Notes v2", "report.pdf") is stored as `<title>.md`.
+        let has_extension = std::path::Path::new(&title).extension().is_some();
         let filename = match kind_of(&title) {
-            Ok(FileKind::Text(_)) => title,
+            Ok(FileKind::Text(_)) if has_extension => title,
             _ => format!("{title}.md"),
         };
         let mut results = self
