@@ -144,6 +144,20 @@ pub(crate) fn collection_models(
         .load(conn)?)
 }
 
+/// Name, embedding model and dimensions of every collection, knowledge
+/// bases' included.
+pub(crate) fn every_collection_model(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, String, i32)>, RagError> {
+    Ok(rag_collections::table
+        .select((
+            rag_collections::name,
+            rag_collections::embedding_model,
+            rag_collections::dimensions,
+        ))
+        .load(conn)?)
+}
+
 /// Every recorded dimension.
 pub(crate) fn all_dimensions(conn: &mut DbConnection) -> Result<Vec<usize>, RagError> {
     let dims: Vec<i32> = rag_collections::table
@@ -271,9 +285,7 @@ pub(crate) fn sources_under(
 }
 
 /// Ids and collections of every chunk.
-pub(crate) fn chunk_ids(
-    conn: &mut DbConnection,
-) -> Result<Vec<(i64, String, String)>, RagError> {
+pub(crate) fn chunk_ids(conn: &mut DbConnection) -> Result<Vec<(i64, String, String)>, RagError> {
     Ok(rag_chunks::table
         .select((
             rag_chunks::seq,

@@ -614,11 +614,18 @@ impl Rag {
             check_collection(c)?;
         }
         let scope = options.collection.clone().map(|c| vec![c]);
-        // Never compare the query with vectors of another model.
+        // Never compare the query with vectors of another model (knowledge
+        // bases included, when one is named).
+        let (model, dims) = (
+            self.config.embedding_model.clone(),
+            self.embedder.dimensions() as i32,
+        );
         let mismatched: Vec<String> = self
-            .mismatched_collections()
+            .db
+            .run(db::every_collection_model)
             .await?
             .into_iter()
+            .filter(|(_, m, d)| *m != model || *d != dims)
             .map(|(name, _, _)| name)
             .collect();
         let vector_scope = match &scope {
