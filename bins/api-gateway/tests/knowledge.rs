@@ -388,6 +388,12 @@ async fn bad_uploads_over_http(db: Db) {
     let s = Stack::start(db, "echo", FakeLlmConfig::default()).await;
     let (_, token, _) = s.register("carl-kb@example.com").await;
     let kb = create_base(&s, &token, "strict").await;
+    // One document already there, which no refused upload may touch.
+    let (status, _) =
+        json_of(upload(&s, &token, &kb, &[("notes.md", fixture("notes.md"))]).await).await;
+    assert_eq!(status, 202);
+    let before = settled(&s, &token, &kb).await;
+    assert_eq!(before.len(), 1);
     type Case<'a> = (Vec<(&'a str, Vec<u8>)>, u16, &'a str);
     let cases: Vec<Case> = vec![
         (vec![("empty.md", Vec::new())], 422, "validation_error"),
@@ -411,15 +417,28 @@ async fn bad_uploads_over_http(db: Db) {
             415,
             "unsupported_media_type",
         ),
+        (
+            vec![("ctrl\u{1b}[31m.md", b"# x".to_vec())],
+            422,
+            "validation_error",
+        ),
         (vec![], 422, "validation_error"),
+        // Over CONFAB_KNOWLEDGE_MAX_FILE_MB (20) but under the gateway's 32 MiB.
+        (
+            vec![("big.txt", vec![b'a'; 21 * 1024 * 1024])],
+            413,
+            "payload_too_large",
+        ),
     ];
     for (files, status, code) in cases {
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         let (got, body) = json_of(upload(&s, &token, &kb, &files).await).await;
         assert_eq!(
             (got, body["error"].as_str().unwrap()),
             (status, code),
-            "{body}"
+            "{names:?}: {body}"
         );
+        assert_eq!(documents(&s, &token, &kb).await, before, "{names:?}");
     }
     let (got, body) = json_of(
         s.authed(
@@ -453,10 +472,7 @@ async fn bad_uploads_over_http(db: Db) {
     )
     .await;
     assert_eq!(got, 403);
-    assert!(
-        documents(&s, &token, &kb).await.is_empty(),
-        "nothing stored"
-    );
+    assert_eq!(documents(&s, &token, &kb).await, before, "nothing stored");
 
     // Files whose content turns out unreadable fail with a reason.
     let (status, _) = json_of(
@@ -475,7 +491,9 @@ async fn bad_uploads_over_http(db: Db) {
     .await;
     assert_eq!(status, 202);
     let docs = settled(&s, &token, &kb).await;
-    for d in &docs {
+    assert_eq!(docs.len(), 4);
+    assert!(docs.contains(&before[0]), "the good document is untouched");
+    for d in docs.iter().filter(|d| **d != before[0]) {
         assert_eq!(d["status"], "failed", "{d}");
         assert_eq!(d["chunk_count"], 0);
         assert!(!d["error"].as_str().unwrap().is_empty());

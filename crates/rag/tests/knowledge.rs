@@ -273,6 +273,18 @@ async fn bad_uploads_are_refused_and_store_nothing(db: Db) {
     config.max_bytes_per_user = 6 * 1024;
     let k = service_with(&db, config).await;
     let kb = base(&k, &alice(), "strict").await;
+    // One document already there, which no refused upload may touch.
+    k.add_text(
+        &alice(),
+        kb,
+        "keep.md",
+        "# Keep\n\nThe lighthouse is white.",
+    )
+    .await
+    .unwrap();
+    k.drain().await.unwrap();
+    let before = k.list_documents(&alice(), kb).await.unwrap();
+    let before_chunks = k.get_document(&alice(), kb, before[0].id).await.unwrap();
     let f = |name: &str, bytes: &[u8]| UploadFile {
         filename: name.into(),
         bytes: bytes.to_vec(),
@@ -314,29 +326,26 @@ async fn bad_uploads_are_refused_and_store_nothing(db: Db) {
             vec![f("a.md", b"# A"), f("a.md", b"# A again")],
             "bad_request",
         ),
-        // Quotas: documents, then bytes.
+        // Quotas (one document is stored): documents, then bytes.
         (
-            vec![
-                f("1.md", b"# one"),
-                f("2.md", b"# two"),
-                f("3.md", b"# three"),
-            ],
+            vec![f("1.md", b"# one"), f("2.md", b"# two")],
             "quota_exceeded",
         ),
-        (
-            vec![
-                f("x.md", &vec![b'x'; 4 * 1024]),
-                f("y.md", &vec![b'y'; 4 * 1024]),
-            ],
-            "quota_exceeded",
-        ),
+        (vec![f("x.md", &vec![b'x'; 7 * 1024])], "quota_exceeded"),
     ];
     for (files, code) in cases {
         let names: Vec<String> = files.iter().map(|f| f.filename.clone()).collect();
         let err = k.upload(&alice(), kb, files).await.unwrap_err();
         assert_eq!(err.code(), code, "{names:?}: {err}");
-        assert!(
-            k.list_documents(&alice(), kb).await.unwrap().is_empty(),
+        // Nothing else changed: the same documents, chunks, no job.
+        assert_eq!(
+            k.list_documents(&alice(), kb).await.unwrap(),
+            before,
+            "{names:?}"
+        );
+        assert_eq!(
+            k.get_document(&alice(), kb, before[0].id).await.unwrap(),
+            before_chunks,
             "{names:?}"
         );
         assert_eq!(k.pending_jobs().await.unwrap(), 0, "{names:?}");
