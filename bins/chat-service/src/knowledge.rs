@@ -340,9 +340,13 @@ async fn read_multipart(
             Err(e) => return Err(ApiError::bad_request(format!("bad multipart body: {e}"))),
         };
         parts += 1;
-        let filename = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename().map(str::to_owned));
+        // `filename`, else RFC 5987's `filename*=UTF-8''...` (non-ASCII names).
+        let filename = field.content_disposition().and_then(|cd| {
+            cd.get_filename().map(str::to_owned).or_else(|| {
+                cd.get_filename_ext()
+                    .map(|ext| String::from_utf8_lossy(&ext.value).into_owned())
+            })
+        });
         let Some(filename) = filename else {
             // A plain form field: read past it (bounded) and ignore it.
             let mut seen = 0usize;
