@@ -198,6 +198,7 @@ log "fake-llm (pid $FAKE_PID) on $FAKE_ADDR: every reply $TOKENS tokens, no dela
     AGENT_RUNTIME__LLM_MODEL=echo \
     AGENT_RUNTIME__INTERNAL_API_KEY="$INTERNAL_KEY" \
     HTTP_WORKERS="$CHAT_WORKERS" \
+    CHAT_MAX_GENERATIONS_PER_USER=0 \
     LOG_LEVEL=warn \
     "$BIN/chat-service"
 ) >"$WORK/chat.out" 2>"$WORK/chat.err" &
@@ -232,7 +233,7 @@ curl -fsS -X POST "http://$GW_ADDR/api/auth/register" -H 'content-type: applicat
 ACCESS=$(json_field tokens.access_token <"$WORK/register.json")
 USER_ID=$(json_field user.id <"$WORK/register.json")
 curl -fsS -X POST "http://$GW_ADDR/api/users/me/api-keys" -H 'content-type: application/json' \
-  -H "Authorization: Bearer $ACCESS" -d '{"name":"bench-gateway"}' \
+  -H "Authorization: Bearer $ACCESS" -d "{\"name\":\"bench-gateway\",\"password\":\"$PASSWORD\"}" \
   >"$WORK/key.json" || die "API key creation failed"
 API_KEY=$(json_field key <"$WORK/key.json")
 log "user $USER_ID with an API key"

@@ -66,6 +66,9 @@ pub struct DeleteAccountBody {
 pub struct NewKeyBody {
     /// A name to recognise the key by.
     pub name: String,
+    /// The account's current password (a key outlives access tokens, so
+    /// minting one needs the password, not only a token).
+    pub password: String,
 }
 
 /// 429 (with `Retry-After`) unless the client IP has attempts left (the
@@ -192,6 +195,7 @@ pub async fn logout_all(
 ) -> Result<HttpResponse, ApiError> {
     let result = state.accounts.tokens.logout_all(auth.user.id).await;
     state.cache.invalidate_user(&auth.id()).await;
+    crate::auth::revoked(&state, &auth.id()).await;
     result.map_err(api_error)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -220,6 +224,7 @@ pub async fn change_password(
         .await;
     if result.is_ok() {
         state.cache.invalidate_user(&auth.id()).await;
+        crate::auth::revoked(&state, &auth.id()).await;
     }
     result.map_err(api_error)?;
     let tokens = state
@@ -232,7 +237,9 @@ pub async fn change_password(
 }
 
 /// `DELETE /api/users/me`: deletes the account after checking its
-/// password; its tokens and API keys stop working at once.
+/// password, with everything it owns (sessions, messages, memory items,
+/// feedback, API keys, progress) in one transaction; its tokens and API
+/// keys stop working at once and its open WebSockets close.
 #[utoipa::path(delete, path = "/api/users/me", tag = "users", security(("bearer" = [])),
     request_body = DeleteAccountBody,
     responses((status = 204, description = "Account deleted"),
@@ -257,7 +264,10 @@ pub async fn delete_me(
     }
     let result = state.accounts.users.delete_user(auth.user.id).await;
     state.cache.invalidate_user(&auth.id()).await;
-    result.map_err(api_error)?;
+    crate::auth::revoked(&state, &auth.id()).await;
+    let erased = result.map_err(api_error)?;
+    tracing::info!(user = %auth.id(), sessions = erased.sessions, memory_items = erased.memory_items,
+        feedback = erased.feedback, "account deleted with its data");
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -327,21 +337,27 @@ pub async fn list_keys(
     Ok(HttpResponse::Ok().json(json!({ "items": keys })))
 }
 
-/// `POST /api/users/me/api-keys`: the key is in the answer, once.
+/// `POST /api/users/me/api-keys`: the key is in the answer, once. Needs
+/// the current password; "log out everywhere" and a password change
+/// revoke every key.
 #[utoipa::path(post, path = "/api/users/me/api-keys", tag = "users", security(("bearer" = [])),
     request_body = NewKeyBody,
     responses((status = 201, description = "The key (shown once) and its info", body = Object),
-        (status = 409, description = "Too many keys", body = confab_web::ErrorBody)))]
+        (status = 401, description = "Not signed in, or the password is wrong", body = confab_web::ErrorBody),
+        (status = 409, description = "Too many keys", body = confab_web::ErrorBody),
+        (status = 429, description = "Too many attempts", body = confab_web::ErrorBody)))]
 #[post("/api/users/me/api-keys")]
 pub async fn create_key(
     state: web::Data<GatewayState>,
+    req: HttpRequest,
     auth: AuthUser,
     body: web::Json<NewKeyBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, actix_web::Error> {
+    limit_ip(&state, &req).await?;
     let created = state
         .accounts
         .api_keys
-        .create_api_key(auth.user.id, &body.name)
+        .create_api_key(auth.user.id, &body.name, &body.password)
         .await
         .map_err(api_error)?;
     Ok(HttpResponse::Created().json(created))
@@ -359,11 +375,14 @@ pub async fn revoke_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request("`id` must be a UUID"))?;
-    state
+    let result = state
         .accounts
         .api_keys
         .revoke_api_key(auth.user.id, id)
-        .await
-        .map_err(api_error)?;
+        .await;
+    // Cached key lookups of this user are dropped in every replica.
+    state.cache.invalidate_user(&auth.id()).await;
+    crate::auth::revoked(&state, &auth.id()).await;
+    result.map_err(api_error)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use confab_accounts::models::{User, UserRole};
-use confab_accounts::{API_KEY_PREFIX, AccountsError};
+use confab_accounts::{API_KEY_PREFIX, AccountsError, api_key_hash};
 use confab_web::ApiError;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,16 @@ pub enum Credential {
     ApiKey,
 }
 
+/// What to check again later to know the credential is still good (open
+/// WebSockets are re-checked: see [`crate::ws_proxy::OpenSockets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// An access token carrying this token version.
+    TokenVersion(i64),
+    /// An API key with this hash.
+    ApiKey(String),
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -34,6 +44,8 @@ pub struct AuthUser {
     pub user: User,
     /// How they authenticated.
     pub via: Credential,
+    /// How to tell later whether the credential was revoked.
+    pub recheck: Recheck,
 }
 
 impl AuthUser {
@@ -100,24 +112,63 @@ pub async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<Aut
             "sign in: send `Authorization: Bearer <access token or API key>`",
         ));
     };
-    let (result, via) = if token.starts_with(API_KEY_PREFIX) {
-        // API keys are not cached: a revoked key stops at once, and the
-        // key's last use is recorded.
-        (
-            state.accounts.api_keys.authenticate_api_key(&token).await,
-            Credential::ApiKey,
-        )
+    let result = if token.starts_with(API_KEY_PREFIX) {
+        api_key_user(state, &token)
+            .await
+            .map(|(user, hash)| (user, Credential::ApiKey, Recheck::ApiKey(hash)))
     } else {
-        (access_user(state, &token).await, Credential::AccessToken)
+        access_user(state, &token)
+            .await
+            .map(|(user, ver)| (user, Credential::AccessToken, Recheck::TokenVersion(ver)))
     };
     match result {
-        Ok(user) => Ok(AuthUser { user, via }),
+        Ok((user, via, recheck)) => Ok(AuthUser { user, via, recheck }),
         // A token for a user that no longer exists is a bad token.
         Err(e) if e.is_unauthorized() || e.code() == "not_found" => {
             Err(ApiError::unauthorized(format!("not authenticated: {e}")))
         }
         Err(e) => Err(api_error(e)),
     }
+}
+
+/// The user of an API key, and the key's hash. Cached briefly
+/// (`CACHE_API_KEY_TTL_SECS`) under the owner's cache version, so revoking
+/// a key, logging out everywhere, changing the password or deleting the
+/// account through the gateway drops it in every replica sharing the
+/// cache at once; a key revoked behind the gateway's back works until the
+/// entry expires. A cache hit does not record the key's last use (the
+/// database's `last_used_at` is written at most once a minute anyway).
+async fn api_key_user(state: &GatewayState, token: &str) -> Result<(User, String), AccountsError> {
+    let hash = api_key_hash(token).ok_or(AccountsError::InvalidApiKey)?;
+    let (owner, lookup) = state.cache.get_api_key::<User>(&hash).await;
+    if let Some(user) = lookup.value {
+        return Ok((user, hash));
+    }
+    let user = state
+        .accounts
+        .api_keys
+        .authenticate_api_key_hash(hash.clone())
+        .await?;
+    let id = user.id.to_string();
+    match owner {
+        // The stamp was read before the database: a revocation racing
+        // this fill lands under a newer version and hides it.
+        Some(owner) if owner == id => {
+            state
+                .cache
+                .put_api_key(&owner, &hash, lookup.stamp, &user)
+                .await;
+        }
+        _ => state.cache.put_api_key_owner(&hash, &id).await,
+    }
+    Ok((user, hash))
+}
+
+/// Tells every open WebSocket of `user` (in every replica) that its
+/// credentials may have been revoked: after logout everywhere, a password
+/// change, a key revocation or the account's deletion.
+pub async fn revoked(state: &GatewayState, user: &str) {
+    state.sockets.revoke_user(user).await;
 }
 
 /// The cached form of an access-token check: the user and the token
@@ -138,7 +189,7 @@ struct CachedUser {
 /// another replica when the caches are in-process rather than in Redis)
 /// is seen only when the entry expires (`CACHE_USER_TTL_SECS`; the user
 /// cache is off by default without Redis).
-async fn access_user(state: &GatewayState, token: &str) -> Result<User, AccountsError> {
+async fn access_user(state: &GatewayState, token: &str) -> Result<(User, i64), AccountsError> {
     let tokens = &state.accounts.tokens;
     let claims = tokens.verify_access(token)?;
     let id = claims.user_id()?.to_string();
@@ -146,7 +197,7 @@ async fn access_user(state: &GatewayState, token: &str) -> Result<User, Accounts
     if let Some(cached) = lookup.value
         && cached.ver == claims.ver
     {
-        return Ok(cached.user);
+        return Ok((cached.user, claims.ver));
     }
     let user = tokens.authenticate_access(token).await?;
     let cached = CachedUser {
@@ -154,7 +205,7 @@ async fn access_user(state: &GatewayState, token: &str) -> Result<User, Accounts
         ver: claims.ver,
     };
     state.cache.put_user(&id, lookup.stamp, &cached).await;
-    Ok(cached.user)
+    Ok((cached.user, claims.ver))
 }
 
 impl FromRequest for AuthUser {

@@ -1,6 +1,6 @@
 //! Short-lived caches for what the gateway reads on hot paths: the
-//! authenticated user (checked on every request) and the per-user
-//! catalogue views (dashboard, track, lesson). In Redis when `REDIS_URL` is
+//! authenticated user (checked on every request), the user an API key
+//! stands for, and the per-user catalogue views (dashboard, track, lesson). In Redis when `REDIS_URL` is
 //! set (JSON values with a TTL, shared by every replica), in-process
 //! otherwise, or off (TTL 0).
 //!
@@ -47,6 +47,20 @@ end
 return {g, v, value}
 ";
 
+/// The API-key form of [`READ_LUA`]: `ARGV` = prefix, key hash. The owner
+/// of the key comes from `ak:HASH` (set by an earlier lookup; a key's owner
+/// never changes), then the entry under the owner's counters. Returns {}
+/// when the owner is unknown, else {owner, gen, ver, value or nil}.
+const READ_KEY_LUA: &str = r"
+local p = ARGV[1]
+local owner = redis.call('GET', p .. 'ak:' .. ARGV[2])
+if not owner then return {} end
+local g = redis.call('GET', p .. 'gen') or '0'
+local v = redis.call('GET', p .. 'uv:' .. owner) or '0'
+local value = redis.call('HGET', p .. 'k:' .. g .. ':' .. v .. ':' .. owner, ARGV[2])
+return {owner, g, v, value}
+";
+
 /// The counters a read saw; a fill writes under them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
@@ -77,6 +91,8 @@ enum Kind {
     User,
     /// Per-user catalogue views.
     Catalog,
+    /// The user of an API key (field: the key's hash).
+    ApiKey,
 }
 
 impl Kind {
@@ -84,6 +100,7 @@ impl Kind {
         match self {
             Kind::User => "u",
             Kind::Catalog => "c",
+            Kind::ApiKey => "k",
         }
     }
 }
@@ -94,6 +111,8 @@ struct Local {
     generation: u64,
     versions: HashMap<String, u64>,
     entries: HashMap<String, (String, Instant)>,
+    /// API key hash -> owner.
+    key_owners: HashMap<String, (String, Instant)>,
 }
 
 impl Local {
@@ -112,6 +131,7 @@ enum Backend {
     Redis {
         redis: Arc<SharedRedis>,
         read: redis::Script,
+        read_key: redis::Script,
         /// An invalidation failed: bump the generation once Redis answers.
         dirty: AtomicBool,
     },
@@ -123,6 +143,7 @@ pub struct Cache {
     backend: Backend,
     user_ttl: Duration,
     catalog_ttl: Duration,
+    api_key_ttl: Duration,
 }
 
 /// The full key of an entry (Redis key, or in-process key before the field).
@@ -142,6 +163,7 @@ impl Cache {
             backend: Backend::Off,
             user_ttl: Duration::ZERO,
             catalog_ttl: Duration::ZERO,
+            api_key_ttl: Duration::ZERO,
         }
     }
 
@@ -151,6 +173,7 @@ impl Cache {
             backend: Backend::Local(Mutex::new(Local::default())),
             user_ttl,
             catalog_ttl,
+            api_key_ttl: user_ttl,
         }
     }
 
@@ -160,11 +183,20 @@ impl Cache {
             backend: Backend::Redis {
                 redis,
                 read: redis::Script::new(READ_LUA),
+                read_key: redis::Script::new(READ_KEY_LUA),
                 dirty: AtomicBool::new(false),
             },
             user_ttl,
             catalog_ttl,
+            api_key_ttl: user_ttl,
         }
+    }
+
+    /// Sets how long the user of an API key is cached (default: the user
+    /// TTL; zero: not cached).
+    pub fn with_api_key_ttl(mut self, ttl: Duration) -> Self {
+        self.api_key_ttl = ttl;
+        self
     }
 
     /// `off`, `in-process` or `redis`.
@@ -180,6 +212,125 @@ impl Cache {
         match kind {
             Kind::User => self.user_ttl,
             Kind::Catalog => self.catalog_ttl,
+            Kind::ApiKey => self.api_key_ttl,
+        }
+    }
+
+    /// The cached user of the API key with hash `hash`, and the key's owner
+    /// when known. Fill with [`Cache::put_api_key`] under the returned
+    /// stamp when the owner was known (the stamp was read before the
+    /// database was), else record the owner with [`Cache::put_api_key_owner`]
+    /// (so the next lookup reads a stamp first). The entry lives under the
+    /// owner's version: [`Cache::invalidate_user`] drops it everywhere.
+    pub async fn get_api_key<T: DeserializeOwned>(
+        &self,
+        hash: &str,
+    ) -> (Option<String>, Lookup<T>) {
+        if self.api_key_ttl.is_zero() {
+            return (None, Lookup::miss(None));
+        }
+        match &self.backend {
+            Backend::Off => (None, Lookup::miss(None)),
+            Backend::Local(local) => {
+                let owner = {
+                    let Ok(local) = local.lock() else {
+                        return (None, Lookup::miss(None));
+                    };
+                    local
+                        .key_owners
+                        .get(hash)
+                        .filter(|(_, expires)| *expires > Instant::now())
+                        .map(|(owner, _)| owner.clone())
+                };
+                match owner {
+                    Some(owner) => {
+                        let lookup = self.get(Kind::ApiKey, &owner, hash).await;
+                        (Some(owner), lookup)
+                    }
+                    None => (None, Lookup::miss(None)),
+                }
+            }
+            Backend::Redis {
+                redis, read_key, ..
+            } => {
+                let prefix = redis.prefix().to_owned();
+                let hash = hash.to_owned();
+                let answer = redis
+                    .call(|mut c| async move {
+                        read_key
+                            .arg(prefix)
+                            .arg(hash)
+                            .invoke_async::<Vec<Option<String>>>(&mut c)
+                            .await
+                    })
+                    .await;
+                match answer.as_deref() {
+                    Some([Some(owner), Some(generation), Some(version), value]) => (
+                        Some(owner.clone()),
+                        Lookup {
+                            value: value
+                                .as_deref()
+                                .and_then(|json| serde_json::from_str(json).ok()),
+                            stamp: Some(Stamp {
+                                generation: generation.clone(),
+                                version: version.clone(),
+                            }),
+                        },
+                    ),
+                    _ => (None, Lookup::miss(None)),
+                }
+            }
+        }
+    }
+
+    /// Caches the user of the API key `hash` (owned by `owner`) under `stamp`.
+    pub async fn put_api_key<T: Serialize>(
+        &self,
+        owner: &str,
+        hash: &str,
+        stamp: Option<Stamp>,
+        value: &T,
+    ) {
+        self.put(Kind::ApiKey, owner, hash, stamp, value).await;
+    }
+
+    /// Records that the API key `hash` belongs to `owner`.
+    pub async fn put_api_key_owner(&self, hash: &str, owner: &str) {
+        let ttl = self.api_key_ttl;
+        if ttl.is_zero() {
+            return;
+        }
+        match &self.backend {
+            Backend::Off => {}
+            Backend::Local(local) => {
+                if let Ok(mut local) = local.lock() {
+                    let now = Instant::now();
+                    if local.key_owners.len() >= LOCAL_SWEEP_AT {
+                        local.key_owners.retain(|_, (_, expires)| *expires > now);
+                    }
+                    local
+                        .key_owners
+                        .insert(hash.to_owned(), (owner.to_owned(), now + ttl * 4));
+                }
+            }
+            Backend::Redis { redis, .. } => {
+                let key = redis.key(&format!("ak:{hash}"));
+                let ms = u64::try_from((ttl * 4).as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let owner = owner.to_owned();
+                redis
+                    .call(|mut c| async move {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(owner)
+                            .arg("PX")
+                            .arg(ms)
+                            .query_async::<()>(&mut c)
+                            .await
+                    })
+                    .await;
+            }
         }
     }
 

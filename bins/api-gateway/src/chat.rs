@@ -60,5 +60,6 @@ pub async fn ws_chat(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ws_proxy::bridge(&state.proxy, &req, payload, &auth.identity()).await
+    let registration = state.sockets.register(&auth);
+    crate::ws_proxy::bridge(&state.proxy, &req, payload, &auth.identity(), registration).await
 }

@@ -101,6 +101,8 @@ pub struct Config {
     pub body_budget_bytes: usize,
     /// Models users may pick (`CONFAB_ALLOWED_MODELS`).
     pub allowed_models: crate::allowed::AllowedModels,
+    /// How long the user of an API key is cached (0: not cached).
+    pub cache_api_key_ttl: Duration,
 }
 
 /// Whether `url` is the embedded default (a SQLite file): dev mode.
@@ -238,6 +240,13 @@ impl Config {
                 crate::body::DEFAULT_BUDGET_BYTES,
             )?,
             allowed_models: crate::allowed::AllowedModels::from_vars(vars),
+            // Revocations through this gateway (or any replica, with
+            // Redis) drop the entry at once; only a key revoked behind the
+            // gateway's back lives on until the entry expires.
+            cache_api_key_ttl: vars.seconds(
+                "CACHE_API_KEY_TTL_SECS",
+                Duration::from_secs(if redis.is_some() { 30 } else { 10 }),
+            )?,
         })
     }
 }

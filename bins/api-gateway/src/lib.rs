@@ -255,19 +255,27 @@ pub fn build_state(
         Some(r) => (
             ratelimit::RateLimiter::shared(auth_limit, r.clone(), "auth"),
             ratelimit::RateLimiter::shared(user_limit, r.clone(), "user"),
-            cache::Cache::redis(r.clone(), config.cache_user_ttl, config.cache_catalog_ttl),
+            cache::Cache::redis(r.clone(), config.cache_user_ttl, config.cache_catalog_ttl)
+                .with_api_key_ttl(config.cache_api_key_ttl),
         ),
         None => (
             ratelimit::RateLimiter::new(auth_limit),
             ratelimit::RateLimiter::new(user_limit),
-            cache::Cache::local(config.cache_user_ttl, config.cache_catalog_ttl),
+            cache::Cache::local(config.cache_user_ttl, config.cache_catalog_ttl)
+                .with_api_key_ttl(config.cache_api_key_ttl),
         ),
     };
     let login_limiter = match &redis {
         Some(r) => ratelimit::RateLimiter::shared(login_limit, r.clone(), "login"),
         None => ratelimit::RateLimiter::new(login_limit),
     };
+    let sockets = std::sync::Arc::new(ws_proxy::OpenSockets::new(
+        accounts.clone(),
+        redis.clone(),
+        ws_proxy::RECHECK_EVERY,
+    ));
     Ok(GatewayState {
+        sockets,
         db,
         accounts,
         proxy,

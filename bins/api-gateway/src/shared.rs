@@ -18,6 +18,7 @@ use redis::{RedisError, RedisResult};
 
 /// A Redis connection with a key prefix and a per-call time limit.
 pub struct SharedRedis {
+    client: redis::Client,
     manager: ConnectionManager,
     prefix: String,
     timeout: Duration,
@@ -46,8 +47,9 @@ impl SharedRedis {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(100));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(Self {
+            client,
             manager,
             prefix: prefix.to_owned(),
             timeout,
@@ -102,6 +104,31 @@ impl SharedRedis {
                 error = why,
                 "redis unreachable: in-process rate limits, no cache"
             );
+        }
+    }
+
+    /// A subscription to `channel` on its own connection (within the time
+    /// limit), as a stream of messages that ends when the connection
+    /// breaks; `None` when Redis is unreachable.
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Option<std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>> {
+        let subscribed = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, RedisError>(pubsub.into_on_message())
+        };
+        match tokio::time::timeout(self.timeout, subscribed).await {
+            Ok(Ok(stream)) => Some(Box::pin(stream)),
+            Ok(Err(e)) => {
+                self.down(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.down("timed out");
+                None
+            }
         }
     }
 

@@ -40,6 +40,8 @@ pub struct GatewayState {
     pub body_limits: BodyLimits,
     /// `METRICS_TOKEN`: also shows internal details in `/api/health`.
     pub metrics_token: Option<String>,
+    /// Open WebSockets, closed when their credentials are revoked.
+    pub sockets: Arc<crate::ws_proxy::OpenSockets>,
 }
 
 /// Largest request bodies, per route.

@@ -563,7 +563,7 @@ async fn openai_api(db: Db) {
     let (_, access, _) = s.register("dev@example.com").await;
     let (status, key) = status_and_body(
         s.authed(&access, Method::POST, "/api/users/me/api-keys")
-            .json(&json!({"name": "sdk"}))
+            .json(&json!({"name": "sdk", "password": "correct horse 42"}))
             .send()
             .await
             .unwrap(),

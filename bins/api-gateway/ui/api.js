@@ -197,6 +197,9 @@ export async function api(method, path, body, { raw = false, retried = false, ty
     throw new ApiError(0, "network", "Cannot reach confab. Check your connection and try again.");
   }
   if (resp.status === 401 && !retried) {
+    const err = await errorOf(resp);
+    // A wrong password (e.g. creating an API key) is not an expired token.
+    if (err.code === "invalid_credentials") throw err;
     await refresh(token);
     return api(method, path, body, { raw, retried: true, type });
   }

@@ -1000,13 +1000,15 @@ async function settingsView() {
 
   const keyList = h("ul", { class: "keys", "aria-label": "API keys" });
   const keyName = h("input", { id: "key-name", type: "text", placeholder: "e.g. laptop script", maxlength: 100, required: true });
+  const keyPassword = h("input", { id: "key-password", type: "password", autocomplete: "current-password", required: true });
   const created = h("div", { class: "created-key", hidden: true, role: "status" });
   const keyForm = h("form", { class: "settings-form", "aria-labelledby": "keys-title" },
     h("h2", { id: "keys-title" }, "API keys"),
     h("p", { class: "hint" }, "Send a key as ", h("code", {}, "Authorization: Bearer <key>"), " from scripts and OpenAI SDKs (base URL ", h("code", {}, `${location.origin}/v1`), ")."),
     created, keyList,
-    h("label", { for: "key-name" }, "New key name"),
-    h("div", { class: "row" }, keyName, h("button", { type: "submit", class: "primary" }, "Create key")));
+    h("label", { for: "key-name" }, "New key name"), keyName,
+    h("label", { for: "key-password" }, "Your password (a key acts as you)"),
+    h("div", { class: "row" }, keyPassword, h("button", { type: "submit", class: "primary" }, "Create key")));
   async function loadKeys() {
     try {
       const keys = await API.api("GET", "/api/users/me/api-keys");
@@ -1021,10 +1023,11 @@ async function settingsView() {
   }
   keyForm.addEventListener("submit", async (e) => {
     e.preventDefault();
-    if (!keyName.value.trim()) return;
+    if (!keyName.value.trim() || !keyPassword.value) return;
     try {
-      const k = await API.api("POST", "/api/users/me/api-keys", { name: keyName.value.trim() });
+      const k = await API.api("POST", "/api/users/me/api-keys", { name: keyName.value.trim(), password: keyPassword.value });
       keyName.value = "";
+      keyPassword.value = "";
       const field = h("input", { type: "text", readonly: true, value: k.key, id: "new-key", "aria-label": "Your new API key" });
       const copy = h("button", { type: "button", class: "primary small", onclick: async () => {
         try { await navigator.clipboard.writeText(k.key); copy.textContent = "Copied"; } catch { field.select(); copy.textContent = "Press Ctrl+C"; }
@@ -1034,7 +1037,10 @@ async function settingsView() {
       created.hidden = false;
       field.select();
       loadKeys();
-    } catch (err) { toast(API.explain(err), "error"); }
+    } catch (err) {
+      toast(err.code === "invalid_credentials" ? "Wrong password: the key was not created." : API.explain(err), "error");
+      keyPassword.focus();
+    }
   });
   replace(box, h("h1", { id: "settings-title" }, "Settings"), profile, keyForm,
     h("section", { class: "settings-form" }, h("h2", {}, "Account"), h("p", { class: "muted" }, `Signed in as ${me.email}.`),

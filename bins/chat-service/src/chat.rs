@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use bytes::Bytes;
 use confab_agents::{AgentError, ChatTurn, Engine, UserSettings};
 use confab_history::SessionService;
-use confab_models::{AgentKind, NewSession, ServerEvent, SessionQuery};
+use confab_models::{AgentKind, NewSession, ServerEvent};
 use confab_web::{ApiError, Caller, InternalAuth};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
@@ -39,6 +39,13 @@ pub struct ChatLimits {
     pub idle_timeout: Duration,
     /// How long running answers may go on after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Most answers generated at once per user over WebSocket, SSE, REST
+    /// and `/v1` together (`0`: no cap); see [`crate::generations`].
+    pub max_generations_per_user: usize,
+    /// Redis shared by the replicas for that count (`REDIS_URL`; none: per replica).
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys (`REDIS_KEY_PREFIX`).
+    pub redis_key_prefix: String,
 }
 
 impl Default for ChatLimits {
@@ -48,6 +55,9 @@ impl Default for ChatLimits {
             heartbeat: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
+            max_generations_per_user: 4,
+            redis_url: None,
+            redis_key_prefix: "confab:".to_owned(),
         }
     }
 }
@@ -72,6 +82,8 @@ pub struct ChatState {
     pub limits: ChatLimits,
     /// Chat metrics (the app state's, shared).
     pub metrics: crate::metrics::ChatMetrics,
+    /// The per-user cap on concurrent generations.
+    pub generations: Arc<crate::generations::GenerationLimit>,
 }
 
 impl ChatState {
@@ -84,7 +96,17 @@ impl ChatState {
         active: Arc<AtomicUsize>,
         draining: CancellationToken,
     ) -> Self {
+        let max = limits.max_generations_per_user;
+        let generations = match &limits.redis_url {
+            Some(url) => crate::generations::GenerationLimit::redis(max, url, &limits.redis_key_prefix)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "REDIS_URL is unusable: generations are counted per replica");
+                    crate::generations::GenerationLimit::local(max)
+                }),
+            None => crate::generations::GenerationLimit::local(max),
+        };
         Self {
+            generations: Arc::new(generations),
             engine,
             sessions,
             active,
@@ -140,12 +162,30 @@ impl ChatState {
     /// Counts an answer as active until the guard drops.
     pub fn guard(&self) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
-        ActiveGuard(self.active.clone())
+        ActiveGuard(self.active.clone(), None)
+    }
+
+    /// Starts one generation of `user`: counted as active, and within the
+    /// user's cap on concurrent generations, or 429 `busy`.
+    pub async fn start_generation(&self, user: &str) -> Result<ActiveGuard, ApiError> {
+        let permit = self.generations.acquire(user).await.map_err(|e| {
+            self.metrics.error("busy");
+            ApiError::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                e.to_string(),
+            )
+            .with_retry_after(Duration::from_secs(1))
+        })?;
+        let mut guard = self.guard();
+        guard.1 = Some(permit);
+        Ok(guard)
     }
 }
 
-/// Decrements the active-answer count on drop.
-pub struct ActiveGuard(Arc<AtomicUsize>);
+/// Decrements the active-answer count on drop (and ends the user's
+/// generation permit, if it holds one).
+pub struct ActiveGuard(Arc<AtomicUsize>, Option<crate::generations::Permit>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
@@ -277,7 +317,7 @@ pub async fn post_chat(
         body.backend,
     )?;
     turn.knowledge = knowledge;
-    let _guard = state.guard();
+    let _guard = state.start_generation(&caller.user_id).await?;
     let reply = state
         .engine
         .send_message(turn, state.answer_token())
@@ -404,7 +444,7 @@ pub async fn stream_chat(
         q.backend,
     )?;
     turn.knowledge = knowledge;
-    let guard = state.guard();
+    let guard = state.start_generation(&caller.user_id).await?;
     let events = crate::metrics::observe(
         &state.metrics,
         state.engine.stream_message(turn, state.answer_token()),
@@ -533,7 +573,7 @@ pub async fn completions(
         ));
     }
     let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
-    let guard = state.guard();
+    let guard = state.start_generation(&caller.user_id).await?;
     let events: std::pin::Pin<Box<dyn Stream<Item = ServerEvent> + Send>> = match body.session_id {
         Some(sid) => {
             state.check_session(&caller.user_id, sid).await?;
@@ -614,47 +654,58 @@ impl<'a> SeedFrame<'a> {
     }
 }
 
-/// Metadata key holding a seed-004 session key.
+/// Metadata key holding a seed-004 session key (also kept in the
+/// session's indexed `external_key`).
 const EXTERNAL_KEY: &str = "external_session_id";
 
+/// The user seed 004's call acts as when it names none: one internal
+/// service user (not a UUID, so never a gateway user; its sessions are its
+/// own, keyed by `session_id`).
+pub const SERVICE_USER: &str = "internal:seed-004";
+
 /// The session a seed-004 key names: a session id of the user, or the most
-/// recent session created for that key, or a new one.
+/// recent session created for that key (one indexed lookup), or a new one.
 async fn session_for_key(state: &ChatState, user: &str, key: &str) -> Result<Uuid, ApiError> {
     if let Ok(id) = Uuid::parse_str(key)
         && state.check_session(user, id).await.is_ok()
     {
         return Ok(id);
     }
-    let page = state
-        .sessions
-        .list_user_sessions(
-            user,
-            SessionQuery {
-                limit: Some(200),
-                ..SessionQuery::default()
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-    if let Some(s) = page
-        .items
-        .iter()
-        .find(|s| s.metadata.get(EXTERNAL_KEY).and_then(|v| v.as_str()) == Some(key))
-    {
-        return Ok(s.id);
+    if let Some(session) = state.sessions.find_by_external_key(user, key).await? {
+        return Ok(session.id);
     }
     let session = state
         .sessions
-        .create(
+        .create_for_external_key(
             user,
+            key,
             NewSession {
                 metadata: Some(json!({ EXTERNAL_KEY: key })),
                 ..NewSession::default()
             },
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     Ok(session.id)
+}
+
+/// Who seed 004's call acts for: with a valid internal key and no
+/// `X-User-Id`, the internal service user [`SERVICE_USER`]; otherwise the
+/// caller as on every other route.
+fn seed_caller(req: &HttpRequest, auth: InternalAuth) -> Result<Caller, ApiError> {
+    let config = req
+        .app_data::<confab_web::AuthConfig>()
+        .ok_or_else(|| ApiError::internal("AuthConfig is not registered as app data"))?;
+    let names_user = req
+        .headers()
+        .get(confab_web::auth::USER_ID_HEADER)
+        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+    if auth.verified && !names_user {
+        return Ok(Caller {
+            user_id: SERVICE_USER.to_owned(),
+            role: confab_web::auth::USER_ROLE.to_owned(),
+        });
+    }
+    Caller::from_request_parts(req, config)
 }
 
 /// `POST /agent/message/stream` (seed 004): SSE of
@@ -671,11 +722,11 @@ async fn session_for_key(state: &ChatState, user: &str, key: &str) -> Result<Uui
 #[post("/agent/message/stream")]
 pub async fn agent_stream(
     app: web::Data<AppState>,
-    _auth: InternalAuth,
-    caller: Caller,
+    auth: InternalAuth,
     req: HttpRequest,
     body: web::Json<AgentMessage>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = seed_caller(&req, auth)?;
     let state = app.chat()?;
     state.check_open()?;
     let body = body.into_inner();

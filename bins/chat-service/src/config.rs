@@ -145,6 +145,10 @@ fn chat_limits(vars: &Vars) -> Result<crate::chat::ChatLimits, ConfigError> {
         heartbeat: vars.seconds("WS_HEARTBEAT_SECS", d.heartbeat)?,
         idle_timeout: vars.seconds("WS_IDLE_TIMEOUT_SECS", d.idle_timeout)?,
         shutdown_grace: vars.seconds("SHUTDOWN_GRACE_SECS", d.shutdown_grace)?,
+        max_generations_per_user: vars
+            .parse_or("CHAT_MAX_GENERATIONS_PER_USER", d.max_generations_per_user)?,
+        redis_url: vars.get("REDIS_URL").filter(|u| !u.trim().is_empty()),
+        redis_key_prefix: vars.get_or("REDIS_KEY_PREFIX", &d.redis_key_prefix),
     })
 }
 

@@ -15,6 +15,7 @@ mod admin;
 pub mod catalog;
 pub mod chat;
 pub mod config;
+pub mod generations;
 pub mod knowledge;
 mod memory;
 mod messages;

@@ -2,7 +2,9 @@
 //!
 //! One task per connection multiplexes the client's frames, the current
 //! answer's events, heartbeat pings and shutdown. One answer at a time: a
-//! `chat_message` while one streams gets `error` / `busy`. Malformed frames
+//! `chat_message` while one streams gets `error` / `busy`, and so does one
+//! over the user's cap on concurrent generations across every socket and
+//! stream ([`crate::generations`]). Malformed frames
 //! get an `error` event and the connection lives on; a frame over the size
 //! limit gets `error` / `message_too_large` and close code 1009.
 
@@ -269,6 +271,11 @@ impl Connection {
                     settings: self.settings.clone(),
                     knowledge: self.knowledge.clone(),
                 };
+                // The user's cap over all their sockets and streams.
+                let guard = match self.state.start_generation(&self.user_id).await {
+                    Ok(guard) => guard,
+                    Err(e) => return send(session, &ServerEvent::error(e.code, e.message)).await,
+                };
                 let cancel = self.state.answer_token();
                 let events = crate::metrics::observe(
                     &self.state.metrics,
@@ -277,7 +284,7 @@ impl Connection {
                 self.answer = Some(Answer {
                     events: Box::pin(events),
                     cancel,
-                    _guard: self.state.guard(),
+                    _guard: guard,
                 });
                 Ok(())
             }

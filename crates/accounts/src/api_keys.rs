@@ -14,7 +14,7 @@ use crate::config::AccountsConfig;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AccountsError;
 use crate::rows::{ApiKeyRow, UserRow};
-use crate::users::load_user;
+use crate::users::{UserService, load_user};
 use crate::validate;
 
 /// What every API key starts with.
@@ -33,6 +33,30 @@ const LAST_USED_EVERY_SECS: i64 = 60;
 pub struct ApiKeyService {
     db: Db,
     config: Arc<AccountsConfig>,
+    users: UserService,
+}
+
+/// Revokes every live key of `user_id` (logout everywhere, password
+/// change); returns how many.
+pub(crate) fn revoke_all(
+    conn: &mut confab_store::DbConnection,
+    user_id: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize, AccountsError> {
+    Ok(diesel::update(
+        k::api_keys
+            .filter(k::user_id.eq(user_id))
+            .filter(k::revoked_at.is_null()),
+    )
+    .set(k::revoked_at.eq(now))
+    .execute(conn)?)
+}
+
+/// The hash an API key is stored and looked up by (SHA-256, hex), or
+/// `None` when `key` does not have the shape of one of our keys.
+pub fn api_key_hash(key: &str) -> Option<String> {
+    let key = key.trim();
+    well_formed(key).then(|| sha256_hex(key))
 }
 
 /// Whether `key` has the shape of one of our keys.
@@ -46,18 +70,22 @@ fn well_formed(key: &str) -> bool {
 }
 
 impl ApiKeyService {
-    pub(crate) fn new(db: Db, config: Arc<AccountsConfig>) -> Self {
-        Self { db, config }
+    pub(crate) fn new(db: Db, config: Arc<AccountsConfig>, users: UserService) -> Self {
+        Self { db, config, users }
     }
 
-    /// Creates a key named `name` for the user. The returned
-    /// [`CreatedApiKey::key`] is the only time the key is visible.
+    /// Creates a key named `name` for the user, who confirms with their
+    /// current `password` (a stolen short-lived access token alone cannot
+    /// mint a lasting key: [`AccountsError::InvalidCredentials`]). The
+    /// returned [`CreatedApiKey::key`] is the only time the key is visible.
     pub async fn create_api_key(
         &self,
         user_id: Uuid,
         name: &str,
+        password: &str,
     ) -> Result<CreatedApiKey, AccountsError> {
         let name = validate::short_name("name", name, MAX_KEY_NAME)?;
+        self.users.confirm_password(user_id, password).await?;
         let key = format!("{API_KEY_PREFIX}{}", random_token()?);
         let max = self.config.max_api_keys_per_user;
         let row = ApiKeyRow {
@@ -146,11 +174,34 @@ impl ApiKeyService {
     /// [`AccountsError::InvalidApiKey`]. Records the use (at most once a
     /// minute per key).
     pub async fn authenticate_api_key(&self, key: &str) -> Result<User, AccountsError> {
-        let key = key.trim();
-        if !well_formed(key) {
-            return Err(AccountsError::InvalidApiKey);
-        }
-        let hash = sha256_hex(key);
+        let hash = api_key_hash(key).ok_or(AccountsError::InvalidApiKey)?;
+        self.authenticate_api_key_hash(hash).await
+    }
+
+    /// Which of these key hashes ([`api_key_hash`]) still name a live key
+    /// (not revoked, owner not deleted). At most 1000 per call.
+    pub async fn live_key_hashes(
+        &self,
+        hashes: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, AccountsError> {
+        self.db
+            .run(move |conn| {
+                let mut out = std::collections::HashSet::new();
+                for chunk in hashes.chunks(1000) {
+                    let live: Vec<String> = k::api_keys
+                        .filter(k::key_hash.eq_any(chunk))
+                        .filter(k::revoked_at.is_null())
+                        .select(k::key_hash)
+                        .load(conn)?;
+                    out.extend(live);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// [`ApiKeyService::authenticate_api_key`] by the key's hash.
+    pub async fn authenticate_api_key_hash(&self, hash: String) -> Result<User, AccountsError> {
         self.db
             .run(move |conn| {
                 let found: Option<(ApiKeyRow, UserRow)> = k::api_keys

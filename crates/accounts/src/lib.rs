@@ -9,9 +9,14 @@
 //!   every refresh; a reused refresh token revokes its whole family.
 //!   "Log out everywhere" also invalidates access tokens already issued
 //!   (a per-user token version carried in the `ver` claim).
-//! - [`ApiKeyService`]: per-user API keys (`cfb_...`), shown once, stored hashed.
+//! - [`ApiKeyService`]: per-user API keys (`cfb_...`), shown once, stored
+//!   hashed; creating one needs the current password, and logging out
+//!   everywhere or changing the password revokes them all.
 //! - [`CatalogService`]: tracks -> modules -> Markdown lessons, each user's
 //!   progress, import from a folder or `catalog.json`, and a demo catalogue.
+//! - [`erase_user`]: the one list of what deleting an account deletes
+//!   (sessions, messages, memory, feedback, tokens, keys, progress), run
+//!   in one transaction by [`UserService::delete_user`].
 //! - [`load_or_create_secret`]: a persisted random JWT secret for the
 //!   embedded development mode.
 //!
@@ -27,6 +32,7 @@ mod api_keys;
 mod catalog;
 mod config;
 mod crypto;
+mod erase;
 mod error;
 mod rows;
 mod secret;
@@ -34,11 +40,12 @@ mod tokens;
 mod users;
 pub mod validate;
 
-pub use api_keys::{API_KEY_PREFIX, ApiKeyService};
+pub use api_keys::{API_KEY_PREFIX, ApiKeyService, api_key_hash};
 pub use catalog::{CatalogService, DEMO_TRACKS};
 pub use config::{
     AccountsConfig, Clock, JwtConfig, MIN_SECRET_BYTES, PasswordHashing, SystemClock,
 };
+pub use erase::{Erased, erase_user};
 pub use error::AccountsError;
 pub use secret::load_or_create_secret;
 pub use tokens::{ACCESS_TYP, Claims, TokenService};
@@ -74,7 +81,7 @@ impl Accounts {
         let users = UserService::new(db.clone(), hasher, config.clone());
         let tokens = TokenService::new(db.clone(), jwt, users.clone())?;
         Ok(Self {
-            api_keys: ApiKeyService::new(db.clone(), config),
+            api_keys: ApiKeyService::new(db.clone(), config, users.clone()),
             catalog: CatalogService::new(db),
             users,
             tokens,

@@ -468,9 +468,9 @@ impl TokenService {
             .await
     }
 
-    /// Logs the user out everywhere: every refresh token is revoked and
-    /// every access token issued so far stops working. Returns how many
-    /// refresh tokens were revoked.
+    /// Logs the user out everywhere: every refresh token and API key is
+    /// revoked and every access token issued so far stops working. Returns
+    /// how many refresh tokens were revoked.
     pub async fn logout_all(&self, user_id: Uuid) -> Result<u64, AccountsError> {
         let clock = self.clock();
         self.db
@@ -483,15 +483,39 @@ impl TokenService {
                     if n == 0 {
                         return Err(AccountsError::UserNotFound(id));
                     }
+                    let now = now_naive(&*clock);
                     let revoked = diesel::update(
                         rt::refresh_tokens
                             .filter(rt::user_id.eq(&id))
                             .filter(rt::revoked_at.is_null()),
                     )
-                    .set(rt::revoked_at.eq(now_naive(&*clock)))
+                    .set(rt::revoked_at.eq(now))
                     .execute(conn)?;
+                    crate::api_keys::revoke_all(conn, &id, now)?;
                     Ok(revoked as u64)
                 })
+            })
+            .await
+    }
+
+    /// The current token version of each of these users that still exists
+    /// (an access token carrying another version is revoked; a user
+    /// missing from the answer was deleted). At most 1000 ids per call.
+    pub async fn token_versions(
+        &self,
+        user_ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, i64>, AccountsError> {
+        self.db
+            .run(move |conn| {
+                let mut out = std::collections::HashMap::new();
+                for chunk in user_ids.chunks(1000) {
+                    let rows: Vec<(String, i64)> = u::users
+                        .filter(u::id.eq_any(chunk))
+                        .select((u::id, u::token_version))
+                        .load(conn)?;
+                    out.extend(rows);
+                }
+                Ok(out)
             })
             .await
     }

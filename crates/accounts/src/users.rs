@@ -166,8 +166,26 @@ impl UserService {
         }
     }
 
+    /// `Ok` when `password` is the user's password, else
+    /// [`AccountsError::InvalidCredentials`] (a confirmation step: signing
+    /// in again before a sensitive change).
+    pub async fn confirm_password(
+        &self,
+        user_id: Uuid,
+        password: &str,
+    ) -> Result<(), AccountsError> {
+        let row = self.db.run(move |conn| load_user(conn, user_id)).await?;
+        let (pw, stored) = (password.to_owned(), row.password_hash);
+        let ok = self.hasher.run(move |h| Ok(h.verify(&pw, &stored))).await?;
+        if ok {
+            Ok(())
+        } else {
+            Err(AccountsError::InvalidCredentials)
+        }
+    }
+
     /// Changes the password after checking the current one; every refresh
-    /// token and access token of the user stops working.
+    /// token, access token and API key of the user stops working.
     pub async fn change_password(
         &self,
         user_id: Uuid,
@@ -209,6 +227,7 @@ impl UserService {
                     )
                     .set(rt::revoked_at.eq(now))
                     .execute(conn)?;
+                    crate::api_keys::revoke_all(conn, &id, now)?;
                     Ok(())
                 })
             })
@@ -280,17 +299,16 @@ impl UserService {
             .await
     }
 
-    /// Deletes the account with its refresh tokens, API keys and lesson
-    /// progress (the database cascades). Its tokens stop working at once.
-    pub async fn delete_user(&self, user_id: Uuid) -> Result<(), AccountsError> {
+    /// Deletes the account and everything it owns: sessions with their
+    /// messages, memory items, feedback, refresh tokens, API keys and lesson
+    /// progress, in one transaction (see [`crate::erase_user`]: a crash
+    /// mid-way deletes nothing). Its tokens stop working at once.
+    pub async fn delete_user(&self, user_id: Uuid) -> Result<crate::Erased, AccountsError> {
         self.db
             .run(move |conn| {
-                let n = diesel::delete(u::users.find(user_id.to_string())).execute(conn)?;
-                if n == 0 {
-                    Err(AccountsError::UserNotFound(user_id.to_string()))
-                } else {
-                    Ok(())
-                }
+                write_transaction(conn, |conn| {
+                    crate::erase::erase_user(conn, &user_id.to_string())
+                })
             })
             .await
     }

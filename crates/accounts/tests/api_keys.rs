@@ -8,14 +8,14 @@ use confab_store::Db;
 use confab_store::diesel::prelude::*;
 use confab_store::schema::api_keys;
 
-use common::{accounts, accounts_with, user};
+use common::{PASSWORD, accounts, accounts_with, user};
 
 async fn api_key_lifecycle(db: Db) {
     let acc = accounts(&db);
     let alice = user(&acc, "alice@example.com").await;
     let created = acc
         .api_keys
-        .create_api_key(alice.id, "  laptop script ")
+        .create_api_key(alice.id, "  laptop script ", PASSWORD)
         .await
         .unwrap();
     assert!(created.key.starts_with("cfb_"));
@@ -48,7 +48,11 @@ async fn api_key_lifecycle(db: Db) {
     assert_eq!(listed[0].id, created.info.id);
     assert!(listed[0].last_used_at.is_some(), "use is recorded");
 
-    let second = acc.api_keys.create_api_key(alice.id, "ci").await.unwrap();
+    let second = acc
+        .api_keys
+        .create_api_key(alice.id, "ci", PASSWORD)
+        .await
+        .unwrap();
     assert_ne!(second.key, created.key);
     let names: Vec<String> = acc
         .api_keys
@@ -94,7 +98,11 @@ async fn api_keys_are_isolated(db: Db) {
     let acc = accounts(&db);
     let alice = user(&acc, "alice@example.com").await;
     let bob = user(&acc, "bob@example.com").await;
-    let key = acc.api_keys.create_api_key(alice.id, "mine").await.unwrap();
+    let key = acc
+        .api_keys
+        .create_api_key(alice.id, "mine", PASSWORD)
+        .await
+        .unwrap();
     // Bob cannot see or revoke Alice's key.
     assert!(acc.api_keys.list_api_keys(bob.id).await.unwrap().is_empty());
     let err = acc
@@ -138,11 +146,13 @@ async fn api_keys_are_isolated(db: Db) {
     }
     // Keys need an account and a name.
     assert!(matches!(
-        acc.api_keys.create_api_key(uuid::Uuid::now_v7(), "x").await,
+        acc.api_keys
+            .create_api_key(uuid::Uuid::now_v7(), "x", PASSWORD)
+            .await,
         Err(AccountsError::UserNotFound(_))
     ));
     assert!(matches!(
-        acc.api_keys.create_api_key(alice.id, "  ").await,
+        acc.api_keys.create_api_key(alice.id, "  ", PASSWORD).await,
         Err(AccountsError::InvalidField { field: "name", .. })
     ));
     // Deleting the user removes the keys.
@@ -163,14 +173,86 @@ async fn api_keys_are_isolated(db: Db) {
 async fn api_key_limit(db: Db) {
     let acc = accounts_with(&db, |c| c.max_api_keys_per_user = 2);
     let u = user(&acc, "carol@example.com").await;
-    let a = acc.api_keys.create_api_key(u.id, "a").await.unwrap();
-    acc.api_keys.create_api_key(u.id, "b").await.unwrap();
-    let err = acc.api_keys.create_api_key(u.id, "c").await.unwrap_err();
+    let a = acc
+        .api_keys
+        .create_api_key(u.id, "a", PASSWORD)
+        .await
+        .unwrap();
+    acc.api_keys
+        .create_api_key(u.id, "b", PASSWORD)
+        .await
+        .unwrap();
+    let err = acc
+        .api_keys
+        .create_api_key(u.id, "c", PASSWORD)
+        .await
+        .unwrap_err();
     assert!(matches!(err, AccountsError::TooManyApiKeys(2)));
     assert_eq!(err.status(), 409);
     // Revoked keys do not count.
     acc.api_keys.revoke_api_key(u.id, a.info.id).await.unwrap();
-    acc.api_keys.create_api_key(u.id, "c").await.unwrap();
+    acc.api_keys
+        .create_api_key(u.id, "c", PASSWORD)
+        .await
+        .unwrap();
 }
 
-confab_testkit::backend_tests!(api_key_lifecycle, api_keys_are_isolated, api_key_limit);
+/// Issue 17 item 4: a key needs the current password, and "log out
+/// everywhere" and a password change revoke every key.
+async fn keys_need_the_password_and_die_with_the_logins(db: Db) {
+    let acc = accounts(&db);
+    let u = user(&acc, "dora@example.com").await;
+    let err = acc
+        .api_keys
+        .create_api_key(u.id, "stolen", "not the password 1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AccountsError::InvalidCredentials), "{err}");
+    assert!(acc.api_keys.list_api_keys(u.id).await.unwrap().is_empty());
+
+    let a = acc
+        .api_keys
+        .create_api_key(u.id, "a", PASSWORD)
+        .await
+        .unwrap();
+    acc.api_keys.authenticate_api_key(&a.key).await.unwrap();
+    acc.tokens.logout_all(u.id).await.unwrap();
+    assert!(matches!(
+        acc.api_keys.authenticate_api_key(&a.key).await,
+        Err(AccountsError::InvalidApiKey)
+    ));
+
+    let b = acc
+        .api_keys
+        .create_api_key(u.id, "b", PASSWORD)
+        .await
+        .unwrap();
+    acc.users
+        .change_password(u.id, PASSWORD, "Another horse 77")
+        .await
+        .unwrap();
+    assert!(matches!(
+        acc.api_keys.authenticate_api_key(&b.key).await,
+        Err(AccountsError::InvalidApiKey)
+    ));
+    let hashes = [&a.key, &b.key]
+        .iter()
+        .filter_map(|k| confab_accounts::api_key_hash(k))
+        .collect();
+    assert!(
+        acc.api_keys
+            .live_key_hashes(hashes)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let listed = acc.api_keys.list_api_keys(u.id).await.unwrap();
+    assert!(listed.iter().all(|k| k.revoked_at.is_some()), "{listed:?}");
+}
+
+confab_testkit::backend_tests!(
+    api_key_lifecycle,
+    api_keys_are_isolated,
+    api_key_limit,
+    keys_need_the_password_and_die_with_the_logins,
+);

@@ -710,6 +710,7 @@ async fn course_agent_never_reads_another_course(db: Db) {
     let err = tools
         .call(
             "get_lesson",
+            &["*".to_owned()],
             serde_json::json!({"lesson_id": "bread-1"}),
             &ctx,
             Duration::from_secs(5),
@@ -720,6 +721,7 @@ async fn course_agent_never_reads_another_course(db: Db) {
     let ok = tools
         .call(
             "get_lesson",
+            &["*".to_owned()],
             serde_json::json!({"lesson_id": "rust-1"}),
             &ctx,
             Duration::from_secs(5),
@@ -806,6 +808,7 @@ async fn memory_items_reach_the_prompt(db: Db) {
     tools
         .call(
             "remember",
+            &["*".to_owned()],
             serde_json::json!({"content": "prefers examples in Python"}),
             &ctx,
             Duration::from_secs(5),

@@ -198,6 +198,7 @@ async fn time_server_through_the_registry() {
     let out = registry
         .call(
             "time__get_current_time",
+            &["*".to_owned()],
             json!({"timezone": "Europe/Paris"}),
             &ctx(),
             CALL_TIMEOUT,
@@ -206,7 +207,13 @@ async fn time_server_through_the_registry() {
         .unwrap();
     assert!(out.content.contains("Europe/Paris"), "{}", out.content);
     let err = registry
-        .call("time__get_current_time", json!({}), &ctx(), CALL_TIMEOUT)
+        .call(
+            "time__get_current_time",
+            &["*".to_owned()],
+            json!({}),
+            &ctx(),
+            CALL_TIMEOUT,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -227,6 +234,7 @@ async fn time_server_through_the_registry() {
     let gone = registry
         .call(
             "time__get_current_time",
+            &["*".to_owned()],
             json!({"timezone": "UTC"}),
             &ctx(),
             CALL_TIMEOUT,
@@ -306,7 +314,11 @@ async fn http_server_lists_and_calls_tools() {
     server.register_into(&mut registry);
     let call = |name: &'static str, args: Value| {
         let registry = registry.clone();
-        async move { registry.call(name, args, &ctx(), CALL_TIMEOUT).await }
+        async move {
+            registry
+                .call(name, &["test__*".to_owned()], args, &ctx(), CALL_TIMEOUT)
+                .await
+        }
     };
     assert_eq!(
         call("test__add", json!({"a": 2, "b": 3}))
@@ -350,6 +362,7 @@ async fn http_call_timeout_leaves_the_connection_usable() {
     let slow = registry
         .call(
             "test__sleep",
+            &["*".to_owned()],
             json!({"ms": 5000}),
             &ctx(),
             Duration::from_millis(200),
@@ -358,7 +371,13 @@ async fn http_call_timeout_leaves_the_connection_usable() {
     assert!(matches!(slow, Err(ToolError::Timeout { .. })), "{slow:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
     let fast = registry
-        .call("test__sleep", json!({"ms": 1}), &ctx(), CALL_TIMEOUT)
+        .call(
+            "test__sleep",
+            &["*".to_owned()],
+            json!({"ms": 1}),
+            &ctx(),
+            CALL_TIMEOUT,
+        )
         .await;
     assert_eq!(fast.unwrap().content, "slept 1 ms");
 }
@@ -373,7 +392,13 @@ async fn http_server_killed_then_restarted_reconnects() {
         let registry = registry.clone();
         async move {
             registry
-                .call("test__add", json!({"a": a, "b": 1}), &ctx(), CALL_TIMEOUT)
+                .call(
+                    "test__add",
+                    &["*".to_owned()],
+                    json!({"a": a, "b": 1}),
+                    &ctx(),
+                    CALL_TIMEOUT,
+                )
                 .await
         }
     };
@@ -528,7 +553,13 @@ async fn connect_all_reports_servers_that_fail() {
     assert_eq!(registry.names().len(), 4);
     servers.shutdown().await;
     let after = registry
-        .call("test__echo", json!({"text": "x"}), &ctx(), CALL_TIMEOUT)
+        .call(
+            "test__echo",
+            &["*".to_owned()],
+            json!({"text": "x"}),
+            &ctx(),
+            CALL_TIMEOUT,
+        )
         .await;
     assert!(
         matches!(after, Err(ToolError::Unavailable { .. })),

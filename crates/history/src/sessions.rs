@@ -149,12 +149,62 @@ impl SessionService {
         user_id: &str,
         new: NewSession,
     ) -> Result<ChatSession, HistoryError> {
+        self.insert(user_id, new, None).await
+    }
+
+    /// Creates a session for `user_id` bound to the caller's own session
+    /// key `key` (seed 004's string session ids), found again by
+    /// [`SessionService::find_by_external_key`].
+    pub async fn create_for_external_key(
+        &self,
+        user_id: &str,
+        key: &str,
+        new: NewSession,
+    ) -> Result<ChatSession, HistoryError> {
+        let key = validate::external_key(key)?;
+        self.insert(user_id, new, Some(key)).await
+    }
+
+    /// The most recently created live (not deleted) session of `user_id`
+    /// bound to `key`, if any: one index lookup on
+    /// `(user_id, external_key, created_at)`, however many sessions the
+    /// user has.
+    pub async fn find_by_external_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<ChatSession>, HistoryError> {
+        validate::user(user_id)?;
+        let key = validate::external_key(key)?;
+        let user = user_id.to_owned();
+        self.db
+            .run(move |conn| {
+                s::chat_sessions
+                    .filter(s::user_id.eq(user))
+                    .filter(s::external_key.eq(key))
+                    .filter(s::status.ne(SessionStatus::Deleted.as_str()))
+                    .order((s::created_at.desc(), s::id.desc()))
+                    .select(SessionRow::as_select())
+                    .first(conn)
+                    .optional()?
+                    .map(SessionRow::into_model)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn insert(
+        &self,
+        user_id: &str,
+        new: NewSession,
+        external_key: Option<String>,
+    ) -> Result<ChatSession, HistoryError> {
         let row = new_session_row(&self.config, user_id, new)?;
         // Group-committed like messages: answered once it is committed.
         self.db
             .write(move |conn| {
                 diesel::insert_into(s::chat_sessions)
-                    .values(&row)
+                    .values((&row, s::external_key.eq(external_key)))
                     .execute(conn)?;
                 row.into_model()
             })

@@ -39,6 +39,23 @@ pub(crate) fn id(kind: &'static str, value: &str) -> Result<Uuid, HistoryError> 
     })
 }
 
+/// Longest external session key (seed 004), in characters.
+pub const MAX_EXTERNAL_KEY: usize = 200;
+
+/// Checks an external session key (seed 004): trimmed, 1..=200 printable
+/// characters.
+pub(crate) fn external_key(key: &str) -> Result<String, HistoryError> {
+    let key = key.trim();
+    if key.is_empty() || key.chars().count() > MAX_EXTERNAL_KEY || key.chars().any(char::is_control)
+    {
+        return Err(HistoryError::InvalidField {
+            field: "session_id",
+            reason: format!("must have 1..={MAX_EXTERNAL_KEY} printable characters"),
+        });
+    }
+    Ok(key.to_owned())
+}
+
 /// Checks a user id.
 pub(crate) fn user(user_id: &str) -> Result<(), HistoryError> {
     if user_id.is_empty() {

@@ -29,6 +29,8 @@ diesel::table! {
         message_count -> BigInt,
         /// JSON object text.
         metadata -> Text,
+        /// The caller's own key for the session (seed 004 string session ids).
+        external_key -> Nullable<Text>,
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `echo` (and any unknown name) | replies with the last user message's text, one word per streamed chunk |
 //! | `slow` | like `echo`, sleeping [`FakeLlmConfig::token_delay`] before each token |
 //! | `tool_call` | calls the first tool in `tools` (or `lookup`) twice: `{"query": <last user text>}` and `{"query": "second"}` (a tool whose schema requires other properties and has no `query` gets each required property set to the last user text, in both calls); after a `tool` message it answers `tool said: <content>` |
+//! | `tool_named` | the last user text is `{"tool": NAME, "arguments": {...}}`: calls that tool once, whether offered or not; after a `tool` message it answers `tool said: <content>` |
 //! | `error_500` | HTTP 500 with a provider-shaped error body |
 //! | `error_401` | HTTP 401 (`invalid_api_key`) |
 //! | `error_400_context` | HTTP 400 with code `context_length_exceeded` |

@@ -357,6 +357,14 @@ def test_courses_settings_and_api_keys(new_context):
     expect(page.locator("#set-style")).to_have_value("concise")
     ctx.grant_permissions(["clipboard-read", "clipboard-write"])
     page.fill("#key-name", "browser test")
+    # A stolen session alone cannot mint a key: the password is asked for.
+    new_context.allow(r"401")
+    page.fill("#key-password", "not the password")
+    page.click("text=Create key")
+    expect(page.locator(".toast")).to_contain_text("Wrong password")
+    expect(page.locator("#auth-email")).to_have_count(0)
+    assert page.locator("#new-key").count() == 0
+    page.fill("#key-password", PASSWORD)
     page.click("text=Create key")
     key = page.locator("#new-key").input_value()
     assert key.startswith("cfb_"), key

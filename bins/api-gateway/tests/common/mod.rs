@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 /// The internal key between the two services.
 pub const KEY: &str = "gateway-test-key";
+/// The password [`Stack::register`] registers with.
+pub const PASSWORD: &str = "correct horse 42";
 /// The JWT secret of the test gateway.
 pub const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 
@@ -129,7 +131,7 @@ impl Stack {
     pub async fn api_key(&self, access: &str, name: &str) -> String {
         let resp = self
             .authed(access, Method::POST, "/api/users/me/api-keys")
-            .json(&json!({ "name": name }))
+            .json(&json!({ "name": name, "password": PASSWORD }))
             .send()
             .await
             .unwrap();
@@ -148,11 +150,28 @@ impl Stack {
         self.req(method, path).bearer_auth(token)
     }
 
+    /// Signs in and returns (user id, access token, refresh token).
+    pub async fn login(&self, email: &str, password: &str) -> (String, String, String) {
+        let resp = self
+            .req(Method::POST, "/api/auth/login")
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["user"]["id"].as_str().unwrap().to_owned(),
+            body["tokens"]["access_token"].as_str().unwrap().to_owned(),
+            body["tokens"]["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Registers `email` and returns (user id, access token, refresh token).
     pub async fn register(&self, email: &str) -> (String, String, String) {
         let resp = self
             .req(Method::POST, "/api/auth/register")
-            .json(&json!({"email": email, "password": "correct horse 42"}))
+            .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await
             .unwrap();

@@ -116,9 +116,10 @@ impl ChatBackend for AgentBackend {
                         let tools = deps.tools.clone();
                         let tool_ctx = tool_ctx.clone();
                         let timeout = deps.config.tool_timeout;
+                        let allowed = deps.config.tools_for(ctx.agent).to_vec();
                         let call = call.clone();
                         async move {
-                            let result = tools.call(&call.name, call.arguments.clone(), &tool_ctx, timeout).await;
+                            let result = tools.call(&call.name, &allowed, call.arguments.clone(), &tool_ctx, timeout).await;
                             (call, result)
                         }
                     })

@@ -76,6 +76,9 @@ pub enum ToolError {
     /// No tool of that name is offered.
     #[error("unknown tool `{0}`")]
     UnknownTool(String),
+    /// The tool exists but is not in the conversation's allowed set.
+    #[error("tool `{0}` is not available in this conversation")]
+    NotAllowed(String),
     /// The arguments do not match the tool's schema.
     #[error("invalid arguments for `{tool}`: {reason}")]
     InvalidArguments {
@@ -110,6 +113,7 @@ impl ToolError {
     pub fn code(&self) -> &'static str {
         match self {
             ToolError::UnknownTool(_) => "unknown_tool",
+            ToolError::NotAllowed(_) => "tool_not_allowed",
             ToolError::InvalidArguments { .. } => "invalid_arguments",
             ToolError::Timeout { .. } => "tool_timeout",
             ToolError::Unavailable { .. } => "tool_unavailable",
@@ -252,6 +256,17 @@ impl ToolRegistry {
         self.tools.keys().cloned().collect()
     }
 
+    /// Whether `name` is in the allowed set `allowed` (names, or prefixes
+    /// ending in `*`, as in [`ToolRegistry::definitions`]).
+    pub fn is_allowed(allowed: &[String], name: &str) -> bool {
+        allowed
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => pattern == name,
+            })
+    }
+
     /// Definitions of the named tools that exist, in the order given; names
     /// ending in `*` match a prefix (e.g. `time__*` for an MCP server's tools).
     pub fn definitions(&self, names: &[String]) -> Vec<ToolDefinition> {
@@ -272,15 +287,28 @@ impl ToolRegistry {
         out
     }
 
-    /// Runs a tool with a time limit. Unknown tools, invalid arguments,
-    /// failures and timeouts all come back as [`ToolError`]s.
+    /// Runs a tool with a time limit, if `name` is in the conversation's
+    /// allowed set `allowed` (the same patterns as
+    /// [`ToolRegistry::definitions`]): whatever name the model produces, a
+    /// tool outside that set never runs ([`ToolError::NotAllowed`]).
+    /// Unknown tools, invalid arguments, failures and timeouts all come
+    /// back as [`ToolError`]s.
     pub async fn call(
         &self,
         name: &str,
+        allowed: &[String],
         args: Value,
         ctx: &ToolContext,
         timeout: Duration,
     ) -> Result<ToolOutput, ToolError> {
+        if !Self::is_allowed(allowed, name) {
+            tracing::warn!(tool = %name, user = %ctx.user_id, "the model called a tool outside the conversation's allowed set");
+            return Err(if self.tools.contains_key(name) {
+                ToolError::NotAllowed(name.to_owned())
+            } else {
+                ToolError::UnknownTool(name.to_owned())
+            });
+        }
         let tool = self
             .tools
             .get(name)
@@ -292,5 +320,60 @@ impl ToolRegistry {
                 seconds: timeout.as_secs_f64(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl DynTool for Counter {
+        fn definition(&self) -> ToolDefinition {
+            ToolDefinition {
+                name: "count".into(),
+                description: "counts calls".into(),
+                parameters: serde_json::json!({"type": "object", "properties": {}}),
+            }
+        }
+
+        fn call_json<'a>(
+            &'a self,
+            _args: Value,
+            _ctx: &'a ToolContext,
+        ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(ToolOutput::text("ran")) })
+        }
+    }
+
+    #[tokio::test]
+    async fn call_enforces_the_allowed_set() {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut registry = ToolRegistry::new();
+        registry.register_dyn(Arc::new(Counter(runs.clone())));
+        let ctx = ToolContext::for_user("u");
+        let t = Duration::from_secs(1);
+        let call = |allowed: Vec<String>| {
+            let (registry, ctx) = (registry.clone(), ctx.clone());
+            async move { registry.call("count", &allowed, Value::Null, &ctx, t).await }
+        };
+        assert_eq!(
+            call(vec![]).await,
+            Err(ToolError::NotAllowed("count".into()))
+        );
+        assert_eq!(
+            call(vec!["other".into(), "cou".into()]).await,
+            Err(ToolError::NotAllowed("count".into()))
+        );
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(call(vec!["count".into()]).await.is_ok());
+        assert!(call(vec!["co*".into()]).await.is_ok());
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let unknown = registry
+            .call("nope", &["*".into()], Value::Null, &ctx, t)
+            .await;
+        assert_eq!(unknown, Err(ToolError::UnknownTool("nope".into())));
     }
 }

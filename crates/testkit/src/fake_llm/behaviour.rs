@@ -13,6 +13,7 @@ pub(super) const MODEL_NAMES: &[&str] = &[
     "echo",
     "slow",
     "tool_call",
+    "tool_named",
     "error_500",
     "error_401",
     "error_400_context",
@@ -195,6 +196,16 @@ pub(super) fn plan(state: &State, input: &ChatInput) -> Plan {
             }
             Plan::Drop { tokens, delay }
         }
+        "tool_named" => match input.messages.last() {
+            Some(last) if last.get("role").and_then(Value::as_str) == Some("tool") => Plan::Reply {
+                tokens: tokenize(&format!("tool said: {}", message_text(last))),
+                delay,
+            },
+            _ => Plan::Tools {
+                calls: named_call(input),
+                delay,
+            },
+        },
         "tool_call" => match input.messages.last() {
             Some(last) if last.get("role").and_then(Value::as_str) == Some("tool") => Plan::Reply {
                 tokens: tokenize(&format!("tool said: {}", message_text(last))),
@@ -210,6 +221,22 @@ pub(super) fn plan(state: &State, input: &ChatInput) -> Plan {
             delay,
         },
     }
+}
+
+/// The one call `tool_named` makes: the last user text is
+/// `{"tool": NAME, "arguments": {...}}` (a model naming a tool it was not
+/// offered); anything else calls `lookup` with no arguments.
+fn named_call(input: &ChatInput) -> Vec<ToolCall> {
+    let spec: Value = serde_json::from_str(&last_user_text(&input.messages)).unwrap_or_default();
+    vec![ToolCall {
+        id: format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24]),
+        name: spec
+            .get("tool")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_TOOL)
+            .to_owned(),
+        arguments: spec.get("arguments").cloned().unwrap_or_else(|| json!({})),
+    }]
 }
 
 /// The two calls `tool_call` makes.

@@ -1,0 +1,12 @@
+-- Seed 004 session keys get their own column and index: finding a user's
+-- session for a key is one index lookup, however many sessions they have.
+ALTER TABLE chat_sessions ADD COLUMN external_key TEXT;
+
+UPDATE chat_sessions
+SET external_key = metadata::jsonb ->> 'external_session_id'
+WHERE metadata LIKE '%external_session_id%'
+  AND jsonb_typeof(metadata::jsonb -> 'external_session_id') = 'string';
+
+CREATE INDEX idx_chat_sessions_external_key
+    ON chat_sessions (user_id, external_key, created_at DESC)
+    WHERE external_key IS NOT NULL;
