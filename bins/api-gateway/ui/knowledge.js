@@ -193,9 +193,10 @@ export async function knowledgeView(main, id, docId) {
     replace(detail, h("p", { class: "muted" }, "Loading…"));
     try {
       const d = await API.api("GET", `/api/knowledge/${enc(kb.id)}/documents/${enc(did)}`);
+      // The document's fields, its `preview` and its `chunks`.
       replace(detail,
-        h("h2", {}, d.document.filename),
-        h("p", { class: "muted small" }, `${STATUS[d.document.status] || d.document.status} · ${size(d.document.size_bytes)} · ${d.chunks.length} chunks`),
+        h("h2", {}, d.filename),
+        h("p", { class: "muted small" }, `${STATUS[d.status] || d.status} · ${size(d.size_bytes)} · ${d.chunks.length} chunks`),
         d.preview ? h("pre", { class: "kb-preview" }, d.preview) : null,
         h("ol", { class: "kb-chunks", "aria-label": "Chunks" }, d.chunks.map((c) => h("li", { class: "kb-chunk", id: `chunk-${c.index}` },
           h("div", { class: "small muted" }, [c.page ? `page ${c.page}` : null, c.heading || null].filter(Boolean).join(" · ") || `chunk ${c.index + 1}`),
