@@ -404,6 +404,7 @@ def test_knowledge_upload_watch_ask_and_isolation(new_context):
     page.fill("#kb-q", "lighthouse keeper cat")
     page.press("#kb-q", "Enter")
     expect(page.locator(".kb-hit").first).to_contain_text("page 7")
+    shot(page, "knowledge-base")
     # A document's chunks, with their pages.
     handbook.locator(".kb-doc-name").click()
     expect(page.locator(".kb-chunk", has_text="Bartholomew")).to_contain_text("page 7")
