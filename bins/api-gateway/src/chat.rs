@@ -18,6 +18,7 @@ pub const FORWARDED: &[&str] = &[
     "/api/experience",
     "/api/stats",
     "/api/admin/cleanup",
+    "/api/knowledge",
 ];
 
 /// Registers the forwarded routes.

@@ -345,6 +345,9 @@ struct OaRequest {
     stream_options: Option<StreamOptions>,
     #[serde(default)]
     user: Option<String>,
+    /// confab extension: knowledge base ids the answer draws on.
+    #[serde(default)]
+    knowledge: Vec<Uuid>,
 }
 
 /// Text of a message's content: a string, or the text parts of an array.
@@ -389,6 +392,9 @@ struct UpstreamRequest {
     agent: &'static str,
     course_id: Option<String>,
     backend: Option<&'static str>,
+    /// Knowledge bases the answer draws on (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    knowledge: Vec<Uuid>,
 }
 
 /// One message of the conversation chat-service answers.
@@ -460,6 +466,7 @@ fn upstream_request(
         agent,
         course_id,
         backend,
+        knowledge: request.knowledge.clone(),
     })
 }
 

@@ -222,6 +222,12 @@ async fn cors_headers_limits_and_docs(db: Db) {
         "/api/sessions",
         "/api/sessions/{id}/export",
         "/api/chat/stream",
+        "/api/knowledge",
+        "/api/knowledge/{id}",
+        "/api/knowledge/{id}/documents",
+        "/api/knowledge/{id}/documents/{doc}",
+        "/api/knowledge/{id}/search",
+        "/api/knowledge/{id}/events",
     ] {
         assert!(paths.contains_key(p), "{p}");
     }

@@ -266,10 +266,10 @@ async fn websockets_close_when_credentials_are_revoked(db: Db) {
 
 /// Rows of `user` in each user-owned table: sessions, messages, memory
 /// items, feedback given, API keys, refresh tokens, users.
-async fn owned_rows(db: &Db, user: &str) -> [i64; 7] {
+async fn owned_rows(db: &Db, user: &str) -> [i64; 10] {
     use confab_store::schema::{
-        api_keys, chat_messages, chat_sessions, message_feedback, refresh_tokens, user_memory,
-        users,
+        api_keys, chat_messages, chat_sessions, knowledge_bases, knowledge_documents,
+        message_feedback, rag_chunks, refresh_tokens, user_memory, users,
     };
     let user = user.to_owned();
     db.run(move |conn| {
@@ -277,7 +277,21 @@ async fn owned_rows(db: &Db, user: &str) -> [i64; 7] {
             .filter(chat_sessions::user_id.eq(&user))
             .select(chat_sessions::id)
             .load(conn)?;
+        let bases: Vec<String> = knowledge_bases::table
+            .filter(knowledge_bases::owner_id.eq(&user))
+            .select(knowledge_bases::id)
+            .load(conn)?;
+        let collections: Vec<String> = bases.iter().map(|b| format!("kb:{b}")).collect();
         Ok::<_, confab_store::StoreError>([
+            bases.len() as i64,
+            knowledge_documents::table
+                .filter(knowledge_documents::kb_id.eq_any(&bases))
+                .count()
+                .get_result(conn)?,
+            rag_chunks::table
+                .filter(rag_chunks::collection.eq_any(&collections))
+                .count()
+                .get_result(conn)?,
             sessions.len() as i64,
             chat_messages::table
                 .filter(chat_messages::session_id.eq_any(&sessions))
@@ -332,6 +346,68 @@ async fn make_data(s: &Stack, user: &str, access: &str) {
     let memory = confab_history::Services::new(s.db.clone(), Default::default()).memory;
     memory.remember(user, "likes tea", None).await.unwrap();
     s.api_key(access, "k").await;
+    // A knowledge base with one ingested document.
+    let (code, kb) = status(
+        s.authed(access, Method::POST, "/api/knowledge")
+            .json(&json!({"name": "private notes"})),
+    )
+    .await;
+    assert_eq!(code, 201, "{kb}");
+    let docs = format!("/api/knowledge/{}/documents", kb["id"].as_str().unwrap());
+    let (code, body) =
+        status(s.authed(access, Method::POST, &docs).json(
+            &json!({"title": "notes", "text": "The vault code is written on the blue card."}),
+        ))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, listed) = status(s.authed(access, Method::GET, &docs)).await;
+        if listed["items"][0]["status"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ingested: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The knowledge bases `user` owns.
+async fn base_ids(db: &Db, user: &str) -> Vec<String> {
+    use confab_store::schema::knowledge_bases;
+    let user = user.to_owned();
+    db.run(move |conn| {
+        Ok::<_, confab_store::StoreError>(
+            knowledge_bases::table
+                .filter(knowledge_bases::owner_id.eq(&user))
+                .select(knowledge_bases::id)
+                .load(conn)?,
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Index rows (documents and chunks) left in these bases' collections.
+async fn leftover_chunks(db: &Db, bases: &[String]) -> i64 {
+    use confab_store::schema::{rag_chunks, rag_collections, rag_documents};
+    let collections: Vec<String> = bases.iter().map(|b| format!("kb:{b}")).collect();
+    db.run(move |conn| {
+        let c: i64 = rag_chunks::table
+            .filter(rag_chunks::collection.eq_any(&collections))
+            .count()
+            .get_result(conn)?;
+        let d: i64 = rag_documents::table
+            .filter(rag_documents::collection.eq_any(&collections))
+            .count()
+            .get_result(conn)?;
+        let k: i64 = rag_collections::table
+            .filter(rag_collections::name.eq_any(&collections))
+            .count()
+            .get_result(conn)?;
+        Ok::<_, confab_store::StoreError>(c + d + k)
+    })
+    .await
+    .unwrap()
 }
 
 /// Item 6.
@@ -343,6 +419,7 @@ async fn deleting_an_account_deletes_its_data(db: Db) {
     make_data(&s, &stays, &other).await;
     let before = owned_rows(&db, &gone).await;
     assert!(before.iter().all(|n| *n > 0), "{before:?}");
+    let before_bases = base_ids(&db, &gone).await;
     let kept = owned_rows(&db, &stays).await;
 
     // Wrong password: nothing happens.
@@ -364,8 +441,13 @@ async fn deleting_an_account_deletes_its_data(db: Db) {
     assert_eq!(code, 204);
     assert_eq!(
         owned_rows(&db, &gone).await,
-        [0; 7],
+        [0; 10],
         "everything of the account is gone"
+    );
+    assert_eq!(
+        leftover_chunks(&db, &before_bases).await,
+        0,
+        "the knowledge base's chunks are gone"
     );
     assert_eq!(
         owned_rows(&db, &stays).await,

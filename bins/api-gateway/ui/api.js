@@ -177,12 +177,14 @@ export async function accessToken() {
  * Calls the API as the signed-in user. `body`: an object (sent as JSON), a
  * string/Blob (sent as is) or undefined. `raw: true` resolves to the Response.
  */
-export async function api(method, path, body, { raw = false, retried = false, type = null } = {}) {
+export async function api(method, path, body, { raw = false, retried = false, type = null, signal = undefined } = {}) {
   const token = await accessToken();
   const headers = { authorization: `Bearer ${token}` };
   let payload;
   if (body !== undefined && body !== null) {
-    if (typeof body === "string" || body instanceof Blob) {
+    if (body instanceof FormData) {
+      payload = body; // the browser sets the multipart content type
+    } else if (typeof body === "string" || body instanceof Blob) {
       payload = body;
       headers["content-type"] = type || "application/json";
     } else {
@@ -192,8 +194,9 @@ export async function api(method, path, body, { raw = false, retried = false, ty
   }
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: payload });
-  } catch {
+    resp = await fetch(path, { method, headers, body: payload, signal });
+  } catch (e) {
+    if (e?.name === "AbortError") throw e;
     throw new ApiError(0, "network", "Cannot reach confab. Check your connection and try again.");
   }
   if (resp.status === 401 && !retried) {
@@ -201,7 +204,7 @@ export async function api(method, path, body, { raw = false, retried = false, ty
     // A wrong password (e.g. creating an API key) is not an expired token.
     if (err.code === "invalid_credentials") throw err;
     await refresh(token);
-    return api(method, path, body, { raw, retried: true, type });
+    return api(method, path, body, { raw, retried: true, type, signal });
   }
   if (!resp.ok) throw await errorOf(resp);
   if (raw) return resp;

@@ -7,6 +7,7 @@ import { h, replace, ago, debounce, toast, icon } from "./dom.js";
 import * as API from "./api.js";
 import { ChatConnection } from "./chat.js";
 import { render, plain, highlight } from "./markdown.js";
+import { knowledgeListView, knowledgeView, knowledgePicker } from "./knowledge.js";
 
 const app = document.getElementById("app");
 const PAGE = 30;
@@ -120,7 +121,7 @@ function buildShell() {
   const header = h("header", { class: "topbar" },
     menuBtn,
     h("a", { class: "brand", href: "#/", "aria-label": "confab home" }, h("span", { class: "logo", "aria-hidden": "true" }), h("span", { class: "brand-name" }, "confab")),
-    h("nav", { class: "nav", "aria-label": "Main" }, nav("#/", "Chat", "chat"), nav("#/courses", "Courses", "courses"), nav("#/settings", "Settings", "settings")),
+    h("nav", { class: "nav", "aria-label": "Main" }, nav("#/", "Chat", "chat"), nav("#/courses", "Courses", "courses"), nav("#/knowledge", "Knowledge", "knowledge"), nav("#/settings", "Settings", "settings")),
     h("span", { class: "who", title: user?.email || "" }, user?.display_name || user?.email || ""),
     h("button", { type: "button", class: "ghost", id: "logout", onclick: () => API.logout(null) }, "Sign out"),
   );
@@ -405,8 +406,17 @@ function chatView(sessionId, focusMessage, init = { agent: "dashboard" }) {
     h("label", { for: "prompt", class: "sr-only" }, "Message"),
     h("span", { id: "prompt-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape stops an answer."),
     input, stopBtn, sendBtn);
+  // The knowledge bases this conversation draws on: sent in `init`,
+  // remembered per session in this browser (the server keeps them per
+  // connection). A change reconnects, resuming the same session.
+  let knowledge = init.knowledge || (sessionId ? storedKnowledge(sessionId) : []);
+  const picker = knowledgePicker(knowledge, (ids) => {
+    knowledge = ids;
+    if (state.sessionId) rememberKnowledge(state.sessionId, ids);
+    if (state.conn && !state.turn) { state.conn.close(); state.conn = null; }
+  });
   const view = h("section", { class: "chat", "aria-labelledby": "chat-title" },
-    h("div", { class: "chat-head" }, title, badge), banner, scroller, form);
+    h("div", { class: "chat-head" }, title, badge, picker), banner, scroller, form);
   replace(shell.main, view);
 
   const state = {
@@ -463,8 +473,9 @@ function chatView(sessionId, focusMessage, init = { agent: "dashboard" }) {
   function connect(resume) {
     const conn = new ChatConnection({ onEvent: (ev) => onEvent(ev), onStatus: status });
     state.conn = conn;
-    const { question: _q, ...initFrame } = init;
+    const { question: _q, knowledge: _k, ...initFrame } = init;
     if (resume) initFrame.session_id = resume;
+    if (knowledge.length) initFrame.knowledge = knowledge;
     return conn.open(initFrame);
   }
 
@@ -474,6 +485,7 @@ function chatView(sessionId, focusMessage, init = { agent: "dashboard" }) {
       case "ready": {
         const fresh = state.sessionId !== ev.session_id;
         state.sessionId = ev.session_id;
+        rememberKnowledge(ev.session_id, knowledge);
         if (fresh || !list.children.length) {
           if (ev.history?.length) renderHistory(ev.history);
         }
@@ -737,16 +749,20 @@ function pretty(v) {
 /** Where a source points: a lesson page when it is one. */
 function sourceTarget(src) {
   const md = src.metadata || {};
+  if (md.knowledge_base_id && md.knowledge_document_id) {
+    return `#/knowledge/${encodeURIComponent(md.knowledge_base_id)}/${encodeURIComponent(md.knowledge_document_id)}`;
+  }
   const lesson = md.lesson_id || (/^lessons\/([\w.-]+)$/.exec(src.file_path || "") || [])[1];
   return lesson ? `#/lesson/${encodeURIComponent(lesson)}` : null;
 }
 
 function sourceLabel(src) {
   const md = src.metadata || {};
-  const name = md.title || md.document_title || src.file_path || "source";
+  const name = md.title || md.document_title || md.filename || src.file_path || "source";
   const where = [];
   if (md.page !== undefined && md.page !== null) where.push(`page ${md.page}`);
   if (md.heading && md.heading !== name) where.push(md.heading);
+  if (md.knowledge_base) where.push(md.knowledge_base);
   return where.length ? `${name} (${where.join(", ")})` : name;
 }
 
@@ -953,6 +969,21 @@ async function lessonView(id) {
 
 let pendingQuestion = null;
 
+/** The knowledge bases last chosen for a session in this browser. */
+function storedKnowledge(sessionId) {
+  try {
+    const ids = JSON.parse(localStorage.getItem(`confab.kb.${sessionId}`) || "[]");
+    return Array.isArray(ids) ? ids.filter((x) => typeof x === "string").slice(0, 16) : [];
+  } catch { return []; }
+}
+
+function rememberKnowledge(sessionId, ids) {
+  try {
+    if (ids.length) localStorage.setItem(`confab.kb.${sessionId}`, JSON.stringify(ids));
+    else localStorage.removeItem(`confab.kb.${sessionId}`);
+  } catch { /* storage full or off: the choice lasts this view */ }
+}
+
 // -------------------------------------------------------------- settings
 
 async function settingsView() {
@@ -1063,6 +1094,12 @@ function show() {
     case "track": return trackView(r.args[0]);
     case "lesson": return lessonView(r.args[0]);
     case "settings": return settingsView();
+    case "knowledge":
+      closeChat();
+      setNav("knowledge");
+      return r.args[0] ? knowledgeView(shell.main, r.args[0], r.args[1] || null) : knowledgeListView(shell.main);
+    case "kbchat":
+      return chatView(null, null, { agent: "dashboard", knowledge: r.args[0] ? [r.args[0]] : [] });
     case "ask": {
       const q = pendingQuestion;
       pendingQuestion = null;

@@ -223,6 +223,9 @@ pub struct ChatRequestBody {
     /// Chat backend (`simple` | `agent`) instead of the default.
     #[serde(default)]
     pub backend: Option<String>,
+    /// Knowledge bases to draw on (ids; each must be readable by the caller, else 404).
+    #[serde(default)]
+    pub knowledge: Vec<Uuid>,
 }
 
 fn turn(
@@ -245,6 +248,7 @@ fn turn(
         content: message,
         backend,
         settings: settings_of(req),
+        knowledge: Vec::new(),
     })
 }
 
@@ -272,7 +276,8 @@ pub async fn post_chat(
     let state = app.chat()?;
     state.check_open()?;
     let body = body.into_inner();
-    let turn = turn(
+    let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
+    let mut turn = turn(
         &caller,
         &req,
         body.message,
@@ -281,6 +286,7 @@ pub async fn post_chat(
         body.course_id,
         body.backend,
     )?;
+    turn.knowledge = knowledge;
     let _guard = state.start_generation(&caller.user_id).await?;
     let reply = state
         .engine
@@ -364,6 +370,9 @@ pub struct StreamQuery {
     /// Chat backend instead of the default.
     #[serde(default)]
     pub backend: Option<String>,
+    /// Knowledge bases to draw on: ids separated by commas.
+    #[serde(default)]
+    pub knowledge: Option<String>,
 }
 
 /// `GET /api/chat/stream`: the answer as Server-Sent Events, one protocol
@@ -393,7 +402,9 @@ pub async fn stream_chat(
         // A wrong session is a 404 now, not an event later.
         state.check_session(&caller.user_id, sid).await?;
     }
-    let turn = turn(
+    let ids = crate::knowledge::parse_ids(q.knowledge.as_deref())?;
+    let knowledge = crate::knowledge::scope(&app, &caller, &ids).await?;
+    let mut turn = turn(
         &caller,
         &req,
         q.message,
@@ -402,6 +413,7 @@ pub async fn stream_chat(
         q.course_id,
         q.backend,
     )?;
+    turn.knowledge = knowledge;
     let guard = state.start_generation(&caller.user_id).await?;
     let events = crate::metrics::observe(
         &state.metrics,
@@ -482,6 +494,9 @@ pub struct CompletionsBody {
     /// session's own history is the context, and the turn is saved.
     #[serde(default)]
     pub session_id: Option<Uuid>,
+    /// Knowledge bases to draw on (the `/v1` extension field `knowledge`).
+    #[serde(default)]
+    pub knowledge: Vec<Uuid>,
     /// Agent (default dashboard).
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "dashboard")]
@@ -527,11 +542,12 @@ pub async fn completions(
             "the last message must be a non-empty `user` message",
         ));
     }
+    let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
     let guard = state.start_generation(&caller.user_id).await?;
     let events = match body.session_id {
         Some(sid) => {
             state.check_session(&caller.user_id, sid).await?;
-            let turn = turn(
+            let mut turn = turn(
                 &caller,
                 &req,
                 last.content.clone(),
@@ -540,10 +556,11 @@ pub async fn completions(
                 None,
                 body.backend,
             )?;
+            turn.knowledge = knowledge;
             state.engine.answer(turn, state.answer_token()).boxed()
         }
         None => {
-            let turn = stateless_turn(&caller, &req, body);
+            let turn = stateless_turn(&caller, &req, body, knowledge);
             state
                 .engine
                 .answer_stateless(turn, state.answer_token())
@@ -560,7 +577,12 @@ pub async fn completions(
 }
 
 /// A whole conversation to answer without saving it.
-fn stateless_turn(caller: &Caller, req: &HttpRequest, body: CompletionsBody) -> StatelessTurn {
+fn stateless_turn(
+    caller: &Caller,
+    req: &HttpRequest,
+    body: CompletionsBody,
+    knowledge: Vec<String>,
+) -> StatelessTurn {
     StatelessTurn {
         user_id: caller.user_id.clone(),
         agent: body.agent.unwrap_or_default(),
@@ -572,6 +594,7 @@ fn stateless_turn(caller: &Caller, req: &HttpRequest, body: CompletionsBody) -> 
             .collect(),
         backend: body.backend,
         settings: settings_of(req),
+        knowledge,
     }
 }
 

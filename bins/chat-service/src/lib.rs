@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod generations;
+pub mod knowledge;
 mod memory;
 mod messages;
 pub mod metrics;
@@ -254,6 +255,9 @@ pub fn serve(state: web::Data<AppState>, config: &Config) -> io::Result<Running>
         .copied()
         .ok_or_else(|| io::Error::other("bound to no address"))?;
     let server = server.run();
+    if let Some(k) = &state.knowledge {
+        k.spawn_workers(state.shutdown.clone());
+    }
     let stopper = Stopper {
         handle: server.handle(),
         shutdown: state.shutdown.clone(),

@@ -51,4 +51,20 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
     // Administration.
     cfg.service(admin::cleanup).service(admin::index_course);
+
+    // Knowledge bases.
+    {
+        use crate::knowledge as kb;
+        cfg.service(kb::create_base)
+            .service(kb::list_bases)
+            .service(kb::get_base)
+            .service(kb::update_base)
+            .service(kb::delete_base)
+            .service(kb::upload)
+            .service(kb::list_documents)
+            .service(kb::get_document)
+            .service(kb::delete_document)
+            .service(kb::search)
+            .service(kb::events);
+    }
 }

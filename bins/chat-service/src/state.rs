@@ -51,6 +51,8 @@ pub struct AppState {
     pub metrics: crate::metrics::ChatMetrics,
     /// The course catalogue and the index its lessons go to.
     pub courses: Option<(confab_accounts::CatalogService, Arc<confab_rag::Rag>)>,
+    /// Knowledge bases and their ingestion workers (`None`: the routes answer 503).
+    pub knowledge: Option<crate::knowledge::KnowledgeState>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,6 +84,7 @@ impl AppState {
             mcp: None,
             metrics: crate::metrics::ChatMetrics::default(),
             courses: None,
+            knowledge: None,
         }
     }
 
@@ -113,7 +116,14 @@ impl AppState {
         self.with_providers(vec![wiring.model.clone()])
             .with_engine(wiring.engine, limits)
             .with_mcp(wiring.mcp)
+            .with_knowledge(wiring.knowledge)
             .with_courses(wiring.catalog, wiring.rag)
+    }
+
+    /// Enables knowledge bases (the workers start with [`crate::serve`]).
+    pub fn with_knowledge(mut self, knowledge: crate::knowledge::KnowledgeState) -> Self {
+        self.knowledge = Some(knowledge);
+        self
     }
 
     /// Enables course indexing.

@@ -114,6 +114,10 @@ pub struct HealthReport {
     pub providers: Vec<ProviderHealth>,
     /// Versions.
     pub versions: Versions,
+    /// Things that work but not as configured, e.g. knowledge bases or
+    /// collections embedded with another model (searched by keywords until re-embedded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 async fn database_health(state: &AppState) -> DatabaseHealth {
@@ -196,6 +200,7 @@ pub async fn api_health(state: web::Data<AppState>, _caller: Caller) -> HttpResp
             chat_service: VERSION.to_owned(),
             api: "v1".to_owned(),
         },
+        warnings: crate::knowledge::embedding_warnings(&state).await,
     };
     if report.database.ok {
         HttpResponse::Ok().json(report)

@@ -51,6 +51,8 @@ pub struct Wiring {
     pub mcp: McpServers,
     /// The course catalogue (shared database with the gateway).
     pub catalog: confab_accounts::CatalogService,
+    /// Knowledge bases and their worker pool.
+    pub knowledge: crate::knowledge::KnowledgeState,
 }
 
 /// Builds everything from `vars` over the database and the history stores.
@@ -85,6 +87,12 @@ pub async fn build(
         ..RagConfig::default()
     };
     let rag = Arc::new(Rag::open(db.clone(), embedder, rag_config).await?);
+    let (knowledge_config, knowledge_workers) =
+        crate::knowledge::KnowledgeState::config_from_vars(vars)?;
+    let knowledge_service = confab_rag::KnowledgeService::new((*rag).clone(), knowledge_config);
+    // Bases embedded with another model are re-embedded in the background.
+    knowledge_service.check_embedder().await?;
+    let knowledge = crate::knowledge::KnowledgeState::new(knowledge_service, knowledge_workers);
 
     let catalog = confab_accounts::CatalogService::new(db.clone());
     let catalog_tools: Arc<dyn confab_agents::store::Catalog> =
@@ -141,5 +149,6 @@ pub async fn build(
         tools: tool_names,
         mcp,
         catalog,
+        knowledge,
     })
 }

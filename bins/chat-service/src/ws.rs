@@ -53,6 +53,9 @@ pub async fn chat_ws(
         .max_continuation_size(state.limits.max_frame_bytes);
     let conn = Connection {
         state: state.clone(),
+        kb: app.knowledge.as_ref().map(|k| k.service.clone()),
+        admin: caller.is_admin(),
+        knowledge: Vec::new(),
         user_id: caller.user_id,
         settings: settings_of(&req),
         backend: query.into_inner().backend,
@@ -78,6 +81,11 @@ struct Answer {
 /// One WebSocket conversation.
 struct Connection {
     state: ChatState,
+    /// Knowledge bases (to check `init`'s `knowledge` ids).
+    kb: Option<confab_rag::KnowledgeService>,
+    admin: bool,
+    /// Collections of the bases named by `init`, checked readable.
+    knowledge: Vec<String>,
     user_id: String,
     settings: UserSettings,
     backend: Option<String>,
@@ -217,9 +225,14 @@ impl Connection {
                 agent,
                 course_id,
                 session_id,
+                knowledge,
             } => {
                 if self.answer.is_some() {
                     return send(session, &busy()).await;
+                }
+                match self.check_knowledge(&knowledge).await {
+                    Ok(collections) => self.knowledge = collections,
+                    Err(e) => return send(session, &ServerEvent::error(e.code, e.message)).await,
                 }
                 self.open(session, agent, course_id, session_id).await
             }
@@ -252,6 +265,7 @@ impl Connection {
                     content,
                     backend: self.backend.clone(),
                     settings: self.settings.clone(),
+                    knowledge: self.knowledge.clone(),
                 };
                 // The user's cap over all their sockets and streams.
                 let guard = match self.state.start_generation(&self.user_id).await {
@@ -271,6 +285,23 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// The collections of the knowledge bases `init` names (an error when
+    /// one is not readable by this user).
+    async fn check_knowledge(&self, ids: &[Uuid]) -> Result<Vec<String>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(kb) = &self.kb else {
+            return Err(ApiError::unavailable(
+                "knowledge bases are not configured on this instance",
+            ));
+        };
+        let actor = confab_rag::knowledge::Actor::new(self.user_id.clone(), self.admin);
+        kb.readable_collections(&actor, ids)
+            .await
+            .map_err(crate::knowledge::kb_error)
     }
 
     /// Opens (or resumes) the connection's session and sends `ready`.

@@ -40,6 +40,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/messages/{id}"),
     ("post", "/api/messages/{id}/feedback"),
     ("post", "/api/admin/cleanup"),
+    ("post", "/api/knowledge"),
+    ("get", "/api/knowledge"),
+    ("get", "/api/knowledge/{id}"),
+    ("patch", "/api/knowledge/{id}"),
+    ("delete", "/api/knowledge/{id}"),
+    ("post", "/api/knowledge/{id}/documents"),
+    ("get", "/api/knowledge/{id}/documents"),
+    ("get", "/api/knowledge/{id}/documents/{doc}"),
+    ("delete", "/api/knowledge/{id}/documents/{doc}"),
+    ("get", "/api/knowledge/{id}/search"),
+    ("get", "/api/knowledge/{id}/events"),
 ];
 
 fn operations(doc: &Value) -> BTreeSet<(String, String)> {
@@ -126,7 +137,9 @@ async fn document_lists_and_serves_every_route() {
             );
         }
         // Every documented route is served (our 404 for unknown routes says "no route").
-        let url_path = path.replace("{id}", &uuid::Uuid::nil().to_string());
+        let url_path = path
+            .replace("{id}", &uuid::Uuid::nil().to_string())
+            .replace("{doc}", &uuid::Uuid::nil().to_string());
         let (_, body) = common::send(server.as_admin(
             "probe",
             method.to_uppercase().parse().unwrap(),
@@ -160,6 +173,8 @@ async fn document_lists_and_serves_every_route() {
         "ExperienceSummary",
         "MemoryItem",
         "CleanupReport",
+        "KnowledgeBase",
+        "KnowledgeDocument",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }

@@ -6,8 +6,11 @@
 //! keys and lesson progress). One transaction means a crash mid-way leaves
 //! either everything or nothing: the account is never half deleted.
 //!
-//! A table that gains a `user_id` (e.g. knowledge bases) adds one step to
-//! [`erase_user`] and one field to [`Erased`].
+//! Knowledge bases go in the same transaction through the trigger
+//! `knowledge_bases_owner_deleted` on `users` (the knowledge tables belong
+//! to `confab-rag`, which this crate does not know), and their documents,
+//! jobs, collections and chunks by cascade. A table that gains a `user_id`
+//! adds one step to [`erase_user`] and one field to [`Erased`].
 
 use confab_store::DbConnection;
 use confab_store::schema::chat_sessions::dsl as s;

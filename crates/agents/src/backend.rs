@@ -80,6 +80,9 @@ pub struct ChatContext {
     pub course_id: Option<String>,
     /// The user's settings.
     pub settings: UserSettings,
+    /// Knowledge-base collections (`kb:<id>`) this conversation may draw
+    /// on, checked readable by the caller before the turn started.
+    pub knowledge: Vec<String>,
     /// Cancelled when the user cancels or goes away.
     pub cancel: CancellationToken,
 }
@@ -93,6 +96,7 @@ impl ChatContext {
             agent: AgentKind::Dashboard,
             course_id: None,
             settings: UserSettings::default(),
+            knowledge: Vec::new(),
             cancel: CancellationToken::new(),
         }
     }
@@ -108,6 +112,7 @@ impl ChatContext {
                 AgentKind::Course => self.course_id.clone(),
                 AgentKind::Dashboard => None,
             },
+            knowledge: self.knowledge.clone(),
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct ChatTurn {
     pub backend: Option<String>,
     /// The user's settings.
     pub settings: UserSettings,
+    /// Retrieval collections of the knowledge bases this turn draws on,
+    /// already checked readable by the user (`kb:<id>`).
+    pub knowledge: Vec<String>,
 }
 
 impl ChatTurn {
@@ -100,6 +103,7 @@ impl ChatTurn {
             content: content.into(),
             backend: None,
             settings: UserSettings::default(),
+            knowledge: Vec::new(),
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct StatelessTurn {
     pub backend: Option<String>,
     /// The user's settings.
     pub settings: UserSettings,
+    /// Knowledge-base collections to draw on, already checked readable.
+    pub knowledge: Vec<String>,
 }
 
 /// A whole answer (`send_message`).
@@ -473,6 +479,7 @@ impl Engine {
             agent: turn.agent,
             course_id: course,
             settings: turn.settings,
+            knowledge: turn.knowledge,
             cancel,
         };
         Ok(Prepared {
@@ -592,6 +599,7 @@ impl Engine {
             agent: agent_of(&session),
             course_id: session.course_id.clone(),
             settings: turn.settings,
+            knowledge: turn.knowledge,
             cancel,
         };
         Ok(Prepared {

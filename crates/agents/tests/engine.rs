@@ -914,6 +914,7 @@ async fn stateless_turn_saves_nothing(db: Db) {
         ],
         backend: None,
         settings: UserSettings::default(),
+        knowledge: Vec::new(),
     };
     let events: Vec<ServerEvent> = engine
         .stream_stateless(turn, CancellationToken::new())
@@ -954,6 +955,7 @@ async fn stateless_turn_saves_nothing(db: Db) {
         messages: vec![(MessageRole::Assistant, "hi".into())],
         backend: None,
         settings: UserSettings::default(),
+        knowledge: Vec::new(),
     };
     let events: Vec<ServerEvent> = engine
         .stream_stateless(turn, CancellationToken::new())

@@ -220,6 +220,9 @@ pub enum ClientMessage {
         /// Session to resume.
         #[serde(skip_serializing_if = "Option::is_none")]
         session_id: Option<Uuid>,
+        /// Knowledge bases the conversation draws on (optional; absent = none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        knowledge: Vec<Uuid>,
     },
     /// A user message to answer.
     ChatMessage {
@@ -255,6 +258,8 @@ enum TaggedClientMessage {
         course_id: Option<String>,
         #[serde(default)]
         session_id: Option<Uuid>,
+        #[serde(default)]
+        knowledge: Vec<Uuid>,
     },
     ChatMessage {
         content: String,
@@ -270,10 +275,12 @@ impl From<TaggedClientMessage> for ClientMessage {
                 agent,
                 course_id,
                 session_id,
+                knowledge,
             } => ClientMessage::Init {
                 agent,
                 course_id,
                 session_id,
+                knowledge,
             },
             TaggedClientMessage::ChatMessage { content } => ClientMessage::ChatMessage { content },
             TaggedClientMessage::Cancel => ClientMessage::Cancel,

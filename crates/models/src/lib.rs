@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod chat;
 pub mod events;
 pub mod history;
+pub mod knowledge;
 
 pub use chat::{
     ChatResponse, ChatSession, Message, MessageRole, Metadata, ParseEnumError, SessionStatus,

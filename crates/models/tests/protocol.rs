@@ -173,6 +173,7 @@ fn client_messages_tagged() {
                 agent: AgentKind::Course,
                 course_id: Some("rust-101".into()),
                 session_id: Some(sid()),
+                knowledge: vec![],
             },
             json!({"type": "init", "agent": "course", "course_id": "rust-101", "session_id": SID}),
         ),
@@ -181,6 +182,16 @@ fn client_messages_tagged() {
                 agent: AgentKind::Dashboard,
                 course_id: None,
                 session_id: None,
+                knowledge: vec![sid()],
+            },
+            json!({"type": "init", "agent": "dashboard", "knowledge": [SID]}),
+        ),
+        (
+            ClientMessage::Init {
+                agent: AgentKind::Dashboard,
+                course_id: None,
+                session_id: None,
+                knowledge: vec![],
             },
             json!({"type": "init", "agent": "dashboard"}),
         ),
@@ -210,7 +221,8 @@ fn client_init_defaults_to_dashboard() {
         ClientMessage::Init {
             agent: AgentKind::Dashboard,
             course_id: None,
-            session_id: None
+            session_id: None,
+            knowledge: vec![],
         }
     );
 }

@@ -37,6 +37,7 @@ pub(crate) struct NewChunkRow {
     pub content: String,
     pub dimensions: i32,
     pub embedding: Vec<u8>,
+    pub page: Option<i32>,
 }
 
 /// A chunk with its document, as returned to retrieval.
@@ -51,6 +52,7 @@ pub(crate) struct ChunkDetail {
     pub source: String,
     pub document_title: String,
     pub metadata: String,
+    pub page: Option<i32>,
 }
 
 /// f32 values as little-endian bytes.
@@ -127,6 +129,35 @@ pub(crate) fn collection_dimensions(
         .map(|d| d as usize))
 }
 
+/// Name, embedding model and dimension of every collection that is not a
+/// knowledge base (those track their model themselves).
+pub(crate) fn collection_models(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, String, i32)>, RagError> {
+    Ok(rag_collections::table
+        .filter(rag_collections::knowledge_base_id.is_null())
+        .select((
+            rag_collections::name,
+            rag_collections::embedding_model,
+            rag_collections::dimensions,
+        ))
+        .load(conn)?)
+}
+
+/// Name, embedding model and dimensions of every collection, knowledge
+/// bases' included.
+pub(crate) fn every_collection_model(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, String, i32)>, RagError> {
+    Ok(rag_collections::table
+        .select((
+            rag_collections::name,
+            rag_collections::embedding_model,
+            rag_collections::dimensions,
+        ))
+        .load(conn)?)
+}
+
 /// Every recorded dimension.
 pub(crate) fn all_dimensions(conn: &mut DbConnection) -> Result<Vec<usize>, RagError> {
     let dims: Vec<i32> = rag_collections::table
@@ -150,7 +181,7 @@ pub(crate) fn document_hash(
         .optional()?)
 }
 
-fn bump_version(conn: &mut DbConnection) -> Result<(), RagError> {
+pub(crate) fn bump_version(conn: &mut DbConnection) -> Result<(), RagError> {
     diesel::update(rag_state::table.filter(rag_state::id.eq(1)))
         .set(rag_state::version.eq(rag_state::version + 1))
         .execute(conn)?;
@@ -185,28 +216,39 @@ pub(crate) fn replace_document(
         diesel::insert_into(rag_documents::table)
             .values(doc)
             .execute(conn)?;
-        for batch in chunks.chunks(200) {
-            let insert = diesel::insert_into(rag_chunks::table).values(batch);
-            match conn {
-                DbConnection::Sqlite(c) => insert.execute(c)?,
-                DbConnection::Pg(c) => insert.execute(c)?,
-            };
-        }
-        if pgvector && let DbConnection::Pg(c) = conn {
-            for (chunk, v) in chunks.iter().zip(vectors) {
-                diesel::sql_query(
-                    "UPDATE rag_chunks SET embedding_vec = CAST($1 AS vector) \
-                     WHERE document_id = $2 AND chunk_index = $3",
-                )
-                .bind::<Text, _>(vector_literal(v))
-                .bind::<Text, _>(&chunk.document_id)
-                .bind::<Integer, _>(chunk.chunk_index)
-                .execute(c)?;
-            }
-        }
+        insert_chunks(conn, chunks, vectors, pgvector)?;
         bump_version(conn)?;
         Ok(existed)
     })
+}
+
+/// Inserts chunks (and their pgvector column when `pgvector`); no transaction of its own.
+pub(crate) fn insert_chunks(
+    conn: &mut DbConnection,
+    chunks: &[NewChunkRow],
+    vectors: &[Vec<f32>],
+    pgvector: bool,
+) -> Result<(), RagError> {
+    for batch in chunks.chunks(200) {
+        let insert = diesel::insert_into(rag_chunks::table).values(batch);
+        match conn {
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+            DbConnection::Pg(c) => insert.execute(c)?,
+        };
+    }
+    if pgvector && let DbConnection::Pg(c) = conn {
+        for (chunk, v) in chunks.iter().zip(vectors) {
+            diesel::sql_query(
+                "UPDATE rag_chunks SET embedding_vec = CAST($1 AS vector) \
+                 WHERE document_id = $2 AND chunk_index = $3",
+            )
+            .bind::<Text, _>(vector_literal(v))
+            .bind::<Text, _>(&chunk.document_id)
+            .bind::<Integer, _>(chunk.chunk_index)
+            .execute(c)?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes a document (and its chunks); whether it existed.
@@ -243,9 +285,13 @@ pub(crate) fn sources_under(
 }
 
 /// Ids and collections of every chunk.
-pub(crate) fn chunk_ids(conn: &mut DbConnection) -> Result<Vec<(i64, String)>, RagError> {
+pub(crate) fn chunk_ids(conn: &mut DbConnection) -> Result<Vec<(i64, String, String)>, RagError> {
     Ok(rag_chunks::table
-        .select((rag_chunks::seq, rag_chunks::collection))
+        .select((
+            rag_chunks::seq,
+            rag_chunks::collection,
+            rag_chunks::document_id,
+        ))
         .load(conn)?)
 }
 
@@ -287,6 +333,7 @@ pub(crate) fn chunk_details(
             rag_documents::source,
             rag_documents::title,
             rag_documents::metadata,
+            rag_chunks::page,
         ))
         .load(conn)?)
 }
@@ -300,38 +347,49 @@ struct Ranked {
 }
 
 /// Keyword search over chunk titles and text (any word), best first.
+///
+/// `collections`: `None` searches every collection but knowledge bases
+/// (`kb:...`, which are only ever searched by name); `Some` those named.
 pub(crate) fn keyword_search(
     conn: &mut DbConnection,
     tokens: &[String],
-    collection: Option<&str>,
+    collections: Option<&[String]>,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>, RagError> {
-    if tokens.is_empty() {
+    if tokens.is_empty() || collections.is_some_and(<[String]>::is_empty) {
         return Ok(Vec::new());
     }
+    let scope = scope_json(collections);
     let rows: Vec<Ranked> = match conn {
         DbConnection::Sqlite(c) => diesel::sql_query(
             "SELECT f.rowid AS seq, -bm25(rag_chunks_fts) AS score FROM rag_chunks_fts f \
              JOIN rag_chunks c ON c.seq = f.rowid \
-             WHERE rag_chunks_fts MATCH ? AND (? IS NULL OR c.collection = ?) \
+             WHERE rag_chunks_fts MATCH ? AND (CASE WHEN ? IS NULL THEN c.collection NOT LIKE 'kb:%' \
+               ELSE c.collection IN (SELECT value FROM json_each(?)) END) \
              ORDER BY bm25(rag_chunks_fts) LIMIT ?",
         )
         .bind::<Text, _>(fts5_match(tokens, true))
-        .bind::<Nullable<Text>, _>(collection)
-        .bind::<Nullable<Text>, _>(collection)
+        .bind::<Nullable<Text>, _>(&scope)
+        .bind::<Nullable<Text>, _>(&scope)
         .bind::<BigInt, _>(limit as i64)
         .load(c)?,
         DbConnection::Pg(c) => diesel::sql_query(
             "SELECT seq, ts_rank(content_tsv, to_tsquery('simple', $1))::float8 AS score FROM rag_chunks \
-             WHERE content_tsv @@ to_tsquery('simple', $1) AND ($2::text IS NULL OR collection = $2) \
+             WHERE content_tsv @@ to_tsquery('simple', $1) AND (CASE WHEN $2::text IS NULL THEN collection NOT LIKE 'kb:%' \
+               ELSE collection IN (SELECT jsonb_array_elements_text($2::jsonb)) END) \
              ORDER BY score DESC, seq LIMIT $3",
         )
         .bind::<Text, _>(tsquery(tokens, true))
-        .bind::<Nullable<Text>, _>(collection)
+        .bind::<Nullable<Text>, _>(&scope)
         .bind::<BigInt, _>(limit as i64)
         .load(c)?,
     };
     Ok(rows.into_iter().map(|r| (r.seq, r.score)).collect())
+}
+
+/// A collection scope as a JSON array (bound as one parameter), `None` for "all but knowledge bases".
+fn scope_json(collections: Option<&[String]>) -> Option<String> {
+    collections.map(|c| serde_json::Value::from(c.to_vec()).to_string())
 }
 
 /// Turns pgvector on when the extension can be had: the vector column, a
@@ -427,17 +485,22 @@ pub(crate) fn pgvector_index(conn: &mut DbConnection, dims: usize) -> Result<(),
 pub(crate) fn pgvector_search(
     conn: &mut DbConnection,
     query: &[f32],
-    collection: Option<&str>,
+    collections: Option<&[String]>,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>, RagError> {
     let DbConnection::Pg(c) = conn else {
         return Ok(Vec::new());
     };
+    if collections.is_some_and(<[String]>::is_empty) {
+        return Ok(Vec::new());
+    }
+    let scope = scope_json(collections);
     let dims = query.len();
     let sql = format!(
         "SELECT seq, (1 - (embedding_vec::vector({dims}) <=> CAST($1 AS vector({dims}))))::float8 AS score \
          FROM rag_chunks WHERE dimensions = {dims} AND embedding_vec IS NOT NULL \
-           AND ($2::text IS NULL OR collection = $2) \
+           AND (CASE WHEN $2::text IS NULL THEN collection NOT LIKE 'kb:%' \
+             ELSE collection IN (SELECT jsonb_array_elements_text($2::jsonb)) END) \
          ORDER BY embedding_vec::vector({dims}) <=> CAST($1 AS vector({dims})) LIMIT $3"
     );
     let literal = vector_literal(query);
@@ -452,7 +515,7 @@ pub(crate) fn pgvector_search(
             c.batch_execute("SET LOCAL hnsw.ef_search = 100")?;
             diesel::sql_query(&sql)
                 .bind::<Text, _>(&literal)
-                .bind::<Nullable<Text>, _>(collection)
+                .bind::<Nullable<Text>, _>(&scope)
                 .bind::<BigInt, _>(limit as i64)
                 .load(c)
         })
@@ -461,7 +524,7 @@ pub(crate) fn pgvector_search(
                 c.batch_execute("SET LOCAL hnsw.ef_search = 200")?;
                 diesel::sql_query(&sql)
                     .bind::<Text, _>(&literal)
-                    .bind::<Nullable<Text>, _>(collection)
+                    .bind::<Nullable<Text>, _>(&scope)
                     .bind::<BigInt, _>(limit as i64)
                     .load(c)
             }),

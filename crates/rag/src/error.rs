@@ -22,6 +22,20 @@ pub enum RagError {
         /// The embedding model's dimension.
         got: usize,
     },
+    /// A collection holds vectors of another embedding model.
+    #[error(
+        "collection `{collection}` was embedded with `{expected}`; the configured embedding model is `{got}`. \
+         Vectors of two models cannot be compared: ingest into another collection, or configure `{expected}` \
+         (CONFAB_EMBEDDING_PROVIDER / CONFAB_EMBEDDING_MODEL) as chat-service does"
+    )]
+    ModelMismatch {
+        /// The collection.
+        collection: String,
+        /// Its recorded model.
+        expected: String,
+        /// The configured model.
+        got: String,
+    },
     /// A collection name is empty, too long or has control characters.
     #[error("invalid collection name `{0}`: use 1-100 printable characters")]
     InvalidCollection(String),
@@ -46,6 +60,19 @@ pub enum RagError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No such knowledge base or document (for this caller: another user's
+    /// private base reads as missing).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may read but not change this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An uploaded file is refused (bad name, type, size, bytes).
+    #[error(transparent)]
+    Upload(#[from] crate::knowledge::UploadError),
+    /// The per-user quota would be exceeded.
+    #[error("{0}")]
+    Quota(String),
 }
 
 impl From<diesel::result::Error> for RagError {
@@ -57,8 +84,18 @@ impl From<diesel::result::Error> for RagError {
 impl DomainError for RagError {
     fn kind(&self) -> ErrorKind {
         match self {
-            RagError::DimensionMismatch { .. } => ErrorKind::Conflict,
+            RagError::DimensionMismatch { .. } | RagError::ModelMismatch { .. } => {
+                ErrorKind::Conflict
+            }
             RagError::InvalidCollection(_) | RagError::InvalidInput(_) => ErrorKind::Invalid,
+            RagError::NotFound(_) => ErrorKind::NotFound,
+            RagError::Forbidden(_) => ErrorKind::Forbidden,
+            // 409 `quota_exceeded`: the user's documents or bytes are used up.
+            RagError::Quota(_) => ErrorKind::Conflict,
+            RagError::Upload(crate::knowledge::UploadError::TooLarge { .. }) => ErrorKind::TooLarge,
+            // `unsupported_media_type` (415) has no kind of its own: the
+            // knowledge routes answer it themselves; elsewhere it is invalid.
+            RagError::Upload(_) => ErrorKind::Invalid,
             RagError::Io { .. } | RagError::Index(_) => ErrorKind::Internal,
             // Retrieval cannot run without its embedding model, whatever
             // the provider said.
@@ -70,6 +107,11 @@ impl DomainError for RagError {
     fn code(&self) -> &'static str {
         match self {
             RagError::DimensionMismatch { .. } => "dimension_mismatch",
+            RagError::ModelMismatch { .. } => "model_mismatch",
+            RagError::Upload(crate::knowledge::UploadError::Unsupported(_)) => {
+                "unsupported_media_type"
+            }
+            RagError::Quota(_) => "quota_exceeded",
             RagError::Embedding(e) => e.code(),
             RagError::Store(e) => e.code(),
             _ => self.kind().code(),

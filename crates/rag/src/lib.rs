@@ -12,9 +12,11 @@ mod db;
 mod error;
 pub mod extract;
 pub mod index;
+pub mod knowledge;
 mod service;
 
 pub use error::RagError;
+pub use knowledge::{KnowledgeConfig, KnowledgeService};
 pub use service::{
     IngestOutcome, IngestSummary, Progress, Rag, RagConfig, SearchMode, SearchOptions,
 };

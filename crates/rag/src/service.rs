@@ -136,8 +136,12 @@ pub enum Progress<'a> {
 /// the database through `rag_state.version`.
 struct VectorCache {
     index: RwLock<Collections>,
-    /// Chunk id -> collection, of what the index holds.
-    known: Mutex<HashMap<i64, String>>,
+    /// Chunk id -> (collection, hash of its document id), of what the index
+    /// holds. SQLite reuses the ids of deleted rows, so an id alone does not
+    /// say the row is the same one: a chunk written again (re-ingested or
+    /// re-embedded) always gets a new document id, and a changed pair means
+    /// the index's vector for that id is stale.
+    known: Mutex<HashMap<i64, (String, u64)>>,
     /// The database version the index reflects (`None` before the first load).
     version: Mutex<Option<i64>>,
 }
@@ -145,9 +149,9 @@ struct VectorCache {
 /// Ingestion and retrieval. Cheap to clone.
 #[derive(Clone)]
 pub struct Rag {
-    db: Db,
-    embedder: Arc<dyn EmbeddingModel>,
-    config: Arc<RagConfig>,
+    pub(crate) db: Db,
+    pub(crate) embedder: Arc<dyn EmbeddingModel>,
+    pub(crate) config: Arc<RagConfig>,
     /// `None` when pgvector serves vector search.
     cache: Option<Arc<VectorCache>>,
 }
@@ -231,7 +235,33 @@ impl Rag {
             cache,
         };
         rag.sync().await?;
+        for (name, model, dims) in rag.mismatched_collections().await? {
+            tracing::warn!(
+                collection = %name,
+                stored_model = %model,
+                stored_dimensions = dims,
+                configured_model = %rag.config.embedding_model,
+                configured_dimensions = rag.embedder.dimensions(),
+                "collection embedded with another model than the configured one: it is searched by keywords only \
+                 (re-ingest it with the configured embedder, e.g. confab-ingest with the same CONFAB_EMBEDDING_* as chat-service)"
+            );
+        }
         Ok(rag)
+    }
+
+    /// Collections (not knowledge bases) whose stored vectors come from
+    /// another embedding model or dimension than the configured one:
+    /// (name, model, dimensions). Vector search leaves them out.
+    pub async fn mismatched_collections(&self) -> Result<Vec<(String, String, i32)>, RagError> {
+        let (model, dims) = (
+            self.config.embedding_model.clone(),
+            self.embedder.dimensions() as i32,
+        );
+        let all = self.db.run(db::collection_models).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(_, m, d)| *m != model || *d != dims)
+            .collect())
     }
 
     /// Whether vector search runs on pgvector.
@@ -265,16 +295,23 @@ impl Rag {
                     .known
                     .lock()
                     .map_err(|_| RagError::Index("lock poisoned".into()))?;
-                let present: HashSet<i64> = ids.iter().map(|(id, _)| *id).collect();
-                let gone: Vec<i64> = known
-                    .keys()
-                    .filter(|id| !present.contains(id))
-                    .copied()
+                let present: HashMap<i64, (String, u64)> = ids
+                    .into_iter()
+                    .map(|(id, collection, document)| (id, (collection, document_key(&document))))
                     .collect();
-                let new: Vec<i64> = ids
+                // Gone, or the id now belongs to another row (reused id).
+                let gone: Vec<i64> = known
                     .iter()
+                    .filter(|(id, was)| present.get(id) != Some(*was))
                     .map(|(id, _)| *id)
+                    .collect();
+                for id in &gone {
+                    known.remove(id);
+                }
+                let new: Vec<i64> = present
+                    .keys()
                     .filter(|id| !known.contains_key(id))
+                    .copied()
                     .collect();
                 let vectors = db::chunk_vectors(conn, &new)?;
                 let mut index = cache
@@ -283,7 +320,6 @@ impl Rag {
                     .map_err(|_| RagError::Index("lock poisoned".into()))?;
                 for id in &gone {
                     index.remove(*id);
-                    known.remove(id);
                 }
                 // Bulk-load per collection: the HNSW graph is built once, in parallel.
                 let mut by_collection: HashMap<String, Vec<(i64, Vec<f32>)>> = HashMap::new();
@@ -295,7 +331,9 @@ impl Rag {
                             id,
                             "chunk vector left out of the index (zero or not finite)"
                         );
-                        known.insert(id, collection);
+                        if let Some(key) = present.get(&id) {
+                            known.insert(id, key.clone());
+                        }
                         continue;
                     }
                     by_collection
@@ -308,11 +346,20 @@ impl Rag {
                         continue;
                     };
                     let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
+                    // A collection re-embedded with another model: its old (now empty) index goes.
+                    if index
+                        .get(&collection)
+                        .is_some_and(|i| i.dimensions() != dims && i.is_empty())
+                    {
+                        index.remove_collection(&collection);
+                    }
                     index
                         .extend(&collection, dims, items)
                         .map_err(|e| RagError::Index(e.to_string()))?;
                     for id in ids {
-                        known.insert(id, collection.clone());
+                        if let Some(key) = present.get(&id) {
+                            known.insert(id, key.clone());
+                        }
                     }
                 }
                 *seen = Some(version);
@@ -322,7 +369,7 @@ impl Rag {
     }
 
     /// Embeds texts in batches.
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, RagError> {
+    pub(crate) async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, RagError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.embed_batch.max(1)) {
             let vectors = self.embedder.embed(batch).await?;
@@ -360,6 +407,7 @@ impl Rag {
         let dims = self.embedder.dimensions();
         let hash = content_hash(text, title, &self.config, dims);
         let (c, s) = (collection.to_owned(), source.to_owned());
+        let model_name = self.config.embedding_model.clone();
         let stored = self
             .db
             .run(move |conn| {
@@ -371,6 +419,18 @@ impl Rag {
                         collection: c,
                         expected: d,
                         got: dims,
+                    });
+                }
+                // And another model of the same dimension: its vectors are from another space.
+                if let Some((_, m, _)) = db::collection_models(conn)?
+                    .into_iter()
+                    .find(|(name, _, _)| *name == c)
+                    && m != model_name
+                {
+                    return Err(RagError::ModelMismatch {
+                        collection: c,
+                        expected: m,
+                        got: model_name,
                     });
                 }
                 db::document_hash(conn, &c, &s)
@@ -418,6 +478,7 @@ impl Rag {
                 content: c.text.clone(),
                 dimensions: dims as i32,
                 embedding: db::encode_vector(v),
+                page: None,
             })
             .collect();
         let n = rows.len();
@@ -540,6 +601,10 @@ impl Rag {
     }
 
     /// The best passages for `query` as sources, best first, scores in 0..=1.
+    ///
+    /// Without a collection, every collection but the knowledge bases
+    /// (`kb:...`) is searched: a knowledge base is only searched by name
+    /// ([`Rag::search_scoped`]), after its reader was checked.
     pub async fn search(
         &self,
         query: &str,
@@ -548,28 +613,101 @@ impl Rag {
         if let Some(c) = &options.collection {
             check_collection(c)?;
         }
-        let k = options.top_k.clamp(1, 100);
+        let scope = options.collection.clone().map(|c| vec![c]);
+        // Never compare the query with vectors of another model (knowledge
+        // bases included, when one is named).
+        let (model, dims) = (
+            self.config.embedding_model.clone(),
+            self.embedder.dimensions() as i32,
+        );
+        let mismatched: Vec<String> = self
+            .db
+            .run(db::every_collection_model)
+            .await?
+            .into_iter()
+            .filter(|(_, m, d)| *m != model || *d != dims)
+            .map(|(name, _, _)| name)
+            .collect();
+        let vector_scope = match &scope {
+            _ if mismatched.is_empty() => Some(scope.clone()),
+            Some(list) if list.iter().any(|c| mismatched.contains(c)) => None,
+            Some(_) => Some(scope.clone()),
+            None => {
+                let all = self.db.run(db::collection_models).await?;
+                Some(Some(
+                    all.into_iter()
+                        .map(|(name, _, _)| name)
+                        .filter(|name| !mismatched.contains(name))
+                        .collect(),
+                ))
+            }
+        };
+        let (vector_scope, keyword_scope) = match options.mode {
+            SearchMode::Hybrid => (vector_scope, Some(scope)),
+            SearchMode::Vector => (vector_scope, None),
+            SearchMode::Keyword => (None, Some(scope)),
+        };
+        self.search_in(query, vector_scope, keyword_scope, options.top_k)
+            .await
+    }
+
+    /// Searches exactly these collections: vector search in `vector` (those
+    /// whose stored vectors come from this embedder), keyword search in
+    /// `keyword` (all of them). Nothing is searched when both are empty.
+    pub async fn search_scoped(
+        &self,
+        query: &str,
+        vector: &[String],
+        keyword: &[String],
+        top_k: usize,
+    ) -> Result<Vec<SourceInfo>, RagError> {
+        for c in vector.iter().chain(keyword) {
+            check_collection(c)?;
+        }
+        self.search_in(
+            query,
+            (!vector.is_empty()).then(|| Some(vector.to_vec())),
+            (!keyword.is_empty()).then(|| Some(keyword.to_vec())),
+            top_k,
+        )
+        .await
+    }
+
+    /// `None` retriever: not used; `Some(None)`: every collection but the
+    /// knowledge bases; `Some(Some(list))`: those collections.
+    async fn search_in(
+        &self,
+        query: &str,
+        vector_scope: Option<Option<Vec<String>>>,
+        keyword_scope: Option<Option<Vec<String>>>,
+        top_k: usize,
+    ) -> Result<Vec<SourceInfo>, RagError> {
+        let k = top_k.clamp(1, 100);
         let n = self.config.candidates.max(k * 2);
         let query = query.trim();
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let vector_hits = if options.mode != SearchMode::Keyword {
-            self.vector_candidates(query, options.collection.as_deref(), n)
-                .await?
-        } else {
-            Vec::new()
+        let mode = match (&vector_scope, &keyword_scope) {
+            (Some(_), Some(_)) => SearchMode::Hybrid,
+            (Some(_), None) => SearchMode::Vector,
+            (None, Some(_)) => SearchMode::Keyword,
+            (None, None) => return Ok(Vec::new()),
         };
-        let keyword_hits = if options.mode != SearchMode::Vector {
-            let tokens = keyword_tokens(query);
-            let c = options.collection.clone();
-            self.db
-                .run(move |conn| db::keyword_search(conn, &tokens, c.as_deref(), n))
-                .await?
-        } else {
-            Vec::new()
+        let vector_hits = match vector_scope {
+            Some(scope) => self.vector_candidates(query, scope.as_deref(), n).await?,
+            None => Vec::new(),
         };
-        let fused = fuse(&vector_hits, &keyword_hits, self.config.rrf_k, options.mode);
+        let keyword_hits = match keyword_scope {
+            Some(scope) => {
+                let tokens = keyword_tokens(query);
+                self.db
+                    .run(move |conn| db::keyword_search(conn, &tokens, scope.as_deref(), n))
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let fused = fuse(&vector_hits, &keyword_hits, self.config.rrf_k, mode);
         let wanted: Vec<i64> = fused.iter().take(k * 3).map(|(id, _)| *id).collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
@@ -603,14 +741,17 @@ impl Rag {
     async fn vector_candidates(
         &self,
         query: &str,
-        collection: Option<&str>,
+        collections: Option<&[String]>,
         n: usize,
     ) -> Result<Vec<(i64, f64)>, RagError> {
+        if collections.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
+        }
         let vectors = self.embed(&[query.to_owned()]).await?;
         let Some(q) = vectors.into_iter().next() else {
             return Ok(Vec::new());
         };
-        let c = collection.map(str::to_owned);
+        let c = collections.map(<[String]>::to_vec);
         match &self.cache {
             None => {
                 self.db
@@ -623,13 +764,39 @@ impl Rag {
                     .index
                     .read()
                     .map_err(|_| RagError::Index("lock poisoned".into()))?;
-                let hits = index
-                    .search(&q, n, c.as_deref())
-                    .map_err(|e| RagError::Index(e.to_string()))?;
+                let mut hits: Vec<(i64, f32)> = match &c {
+                    None => index
+                        .search_where(&q, n, &|name| !name.starts_with(KB_PREFIX))
+                        .map_err(|e| RagError::Index(e.to_string()))?,
+                    Some(list) => {
+                        let mut all = Vec::new();
+                        for name in list {
+                            match index.search(&q, n, Some(name)) {
+                                Ok(h) => all.extend(h),
+                                // A base whose vectors are of another length: no vector hits from it.
+                                Err(crate::index::IndexError::CollectionDimensionMismatch {
+                                    ..
+                                }) => {}
+                                Err(e) => return Err(RagError::Index(e.to_string())),
+                            }
+                        }
+                        all
+                    }
+                };
+                hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                hits.truncate(n);
                 Ok(hits.into_iter().map(|(id, s)| (id, f64::from(s))).collect())
             }
         }
     }
+}
+
+/// A compact key of a document id, for [`VectorCache::known`].
+fn document_key(document_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    document_id.hash(&mut h);
+    h.finish()
 }
 
 fn file_stem(p: &Path) -> String {
@@ -722,9 +889,18 @@ fn fuse(
     out
 }
 
+/// Collections of knowledge bases are named `kb:<id>`.
+pub(crate) const KB_PREFIX: &str = "kb:";
+
 fn source_info(d: &ChunkDetail, score: f64) -> SourceInfo {
     let mut metadata = Metadata::new();
     metadata.insert("chunk_index".into(), json!(d.chunk_index));
+    if let Some(page) = d.page {
+        metadata.insert("page".into(), json!(page));
+    }
+    if !d.chunk_title.is_empty() {
+        metadata.insert("heading".into(), json!(d.chunk_title));
+    }
     metadata.insert(
         "title".into(),
         json!(if d.chunk_title.is_empty() {

@@ -74,6 +74,8 @@ diesel::table! {
         embedding_model -> Text,
         /// Creation time (UTC).
         created_at -> Timestamp,
+        /// The knowledge base this collection belongs to (`kb:<id>`), if any.
+        knowledge_base_id -> Nullable<Text>,
     }
 }
 
@@ -98,6 +100,8 @@ diesel::table! {
         created_at -> Timestamp,
         /// Last change (UTC).
         updated_at -> Timestamp,
+        /// The knowledge-base document this is the index of, if any.
+        knowledge_document_id -> Nullable<Text>,
     }
 }
 
@@ -120,6 +124,8 @@ diesel::table! {
         dimensions -> Integer,
         /// Little-endian f32 vector.
         embedding -> Binary,
+        /// 1-based page (PDF documents).
+        page -> Nullable<Integer>,
     }
 }
 
@@ -319,3 +325,85 @@ diesel::allow_tables_to_appear_in_same_query!(
     lessons,
     lesson_progress,
 );
+
+diesel::table! {
+    /// Knowledge bases: users' own document collections (`rag_collections` `kb:<id>`).
+    knowledge_bases (id) {
+        /// UUID text.
+        id -> Text,
+        /// Owner (an admin for shared bases).
+        owner_id -> Text,
+        /// Display name.
+        name -> Text,
+        /// Readable by every user.
+        shared -> Bool,
+        /// Embedding model of the stored vectors.
+        embedding_model -> Text,
+        /// Their length.
+        dimensions -> Integer,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Documents uploaded to knowledge bases.
+    knowledge_documents (id) {
+        /// UUID text.
+        id -> Text,
+        /// The base.
+        kb_id -> Text,
+        /// Sanitised file name, unique per base.
+        filename -> Text,
+        /// Detected type (`pdf`, `docx`, `markdown`, `html`, `text`).
+        content_type -> Text,
+        /// Uploaded bytes.
+        size_bytes -> BigInt,
+        /// Hash of the uploaded bytes.
+        content_hash -> Text,
+        /// `queued`, `processing`, `ready` or `failed`.
+        status -> Text,
+        /// Why it failed.
+        error -> Nullable<Text>,
+        /// Chunks in the index.
+        chunk_count -> BigInt,
+        /// Pages (PDF).
+        page_count -> Nullable<Integer>,
+        /// Upload time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Durable ingestion and re-embedding jobs.
+    knowledge_jobs (id) {
+        /// UUID text.
+        id -> Text,
+        /// The base.
+        kb_id -> Text,
+        /// The document (ingest jobs).
+        document_id -> Nullable<Text>,
+        /// `ingest` or `reembed`.
+        kind -> Text,
+        /// `queued` or `running`.
+        status -> Text,
+        /// Times claimed.
+        attempts -> Integer,
+        /// A running job's lease end (UTC).
+        lease_until -> Nullable<Timestamp>,
+        /// Uploaded bytes of an ingest job.
+        payload -> Nullable<Binary>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(knowledge_documents -> knowledge_bases (kb_id));
+diesel::joinable!(knowledge_jobs -> knowledge_bases (kb_id));
+diesel::allow_tables_to_appear_in_same_query!(knowledge_bases, knowledge_documents, knowledge_jobs);

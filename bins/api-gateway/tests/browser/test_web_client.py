@@ -375,6 +375,87 @@ def test_courses_settings_and_api_keys(new_context):
     expect(page.locator(".keys")).to_contain_text("No keys yet")
 
 
+def test_knowledge_upload_watch_ask_and_isolation(new_context):
+    """Issue 15's "done when" in the browser: upload a PDF, watch it become
+    ready, ask about page 7 and follow the source to page 7; a corrupt PDF
+    fails with a reason; another user cannot open the base."""
+    kb_fixtures = REPO / "crates/rag/tests/fixtures/kb"
+    _, page = new_context()
+    # Leaving a base's page aborts its live-status stream on purpose.
+    new_context.allow(r"/events: net::ERR_ABORTED")
+    register(page, email("kb"))
+    page.click("a.nav-link[data-nav=knowledge]")
+    expect(page.locator(".empty-kb")).to_be_visible()
+    page.fill("#kb-name", "Station handbook")
+    page.click("text=Create")
+    expect(page.locator("#kb-name-title")).to_have_text("Station handbook")
+    kb_url = page.url
+    # Two files at once: the handbook (10 pages) and a corrupt PDF.
+    page.set_input_files("#kb-files", [str(kb_fixtures / "handbook.pdf"), str(kb_fixtures / "corrupt.pdf")])
+    page.click(".kb-drop button[type=submit]")
+    handbook = page.locator(".kb-doc", has_text="handbook.pdf")
+    # The status moves to Ready on its own (the events stream), no reload.
+    expect(handbook.locator(".kb-status")).to_have_text("Ready", timeout=60_000)
+    expect(handbook).to_contain_text("10 pages")
+    corrupt = page.locator(".kb-doc", has_text="corrupt.pdf")
+    expect(corrupt.locator(".kb-status")).to_have_text("Failed", timeout=60_000)
+    expect(corrupt.locator(".kb-error")).not_to_be_empty()
+    # Search straight in the base.
+    page.fill("#kb-q", "lighthouse keeper cat")
+    page.press("#kb-q", "Enter")
+    expect(page.locator(".kb-hit").first).to_contain_text("page 7")
+    shot(page, "knowledge-base")
+    # A document's chunks, with their pages.
+    handbook.locator(".kb-doc-name").click()
+    expect(page.locator(".kb-chunk", has_text="Bartholomew")).to_contain_text("page 7")
+    shot(page, "knowledge")
+
+    # Ask with the base: the answer's source is page 7 of the PDF.
+    page.click("text=Chat with this knowledge base")
+    expect(page.locator("#kb-pick")).to_have_text("Knowledge (1)")
+    ask(page, "What is the lighthouse keeper's cat called?")
+    src = page.locator(".msg-assistant .source").first
+    expect(src).to_contain_text("handbook.pdf (page 7")
+    expect(src).to_contain_text("Station handbook")
+    # The session keeps its knowledge after a reload (resumed with it).
+    page.reload()
+    expect(page.locator("#kb-pick")).to_have_text("Knowledge (1)")
+    ask(page, "Who sleeps beside the lamp room door every night?")
+    expect(page.locator(".msg-assistant").last.locator(".source").first).to_contain_text("page 7")
+    # The source links to the document in its base.
+    page.locator(".msg-assistant").last.locator(".src-link").first.click()
+    expect(page.locator(".kb-chunk", has_text="Bartholomew")).to_be_visible()
+
+    # Rename inline.
+    page.goto(kb_url)
+    page.click(".kb .card-actions >> text=Rename")
+    page.fill("#kb-name-title input", "Lighthouse handbook")
+    page.press("#kb-name-title input", "Enter")
+    expect(page.locator("#kb-name-title")).to_have_text("Lighthouse handbook")
+    page.reload()
+    expect(page.locator("#kb-name-title")).to_have_text("Lighthouse handbook")
+
+    # Another user: the base is not found, and never listed.
+    _, other = new_context()
+    new_context.allow(r"404")
+    register(other, email("kb-other"))
+    other.goto(kb_url)
+    expect(other.locator("#kb-name-title")).to_have_text("Knowledge base not found")
+    other.click("a.nav-link[data-nav=knowledge]")
+    expect(other.locator(".empty-kb")).to_be_visible()
+    assert "Lighthouse" not in other.locator("#main").inner_text()
+
+    # Delete a document, then the base (two clicks each).
+    page.goto(kb_url)
+    doc = page.locator(".kb-doc", has_text="corrupt.pdf")
+    doc.locator("button").click()
+    doc.locator("button").click()
+    expect(page.locator(".kb-doc", has_text="corrupt.pdf")).to_have_count(0)
+    page.click(".kb .card-actions >> text=Delete")
+    page.click(".kb .card-actions >> text=Click again to delete it all")
+    expect(page.locator(".empty-kb")).to_be_visible()
+
+
 def test_served_with_strict_headers(stack):
     def get(path, **headers):
         with urlopen(Request(stack.url + path, headers=headers), timeout=10) as r:

@@ -51,18 +51,28 @@ impl ChatBackend for SimpleBackend {
                 };
                 yield ChatEvent::Stage {
                     stage: Stage::Retrieval,
-                    content: if collection.is_some() {
+                    content: if !ctx.knowledge.is_empty() {
+                        "Searching your knowledge bases".into()
+                    } else if collection.is_some() {
                         "Searching the course materials".into()
                     } else {
                         "Searching the knowledge base".into()
                     },
                 };
-                let options = SearchOptions {
-                    collection,
-                    top_k: deps.config.top_k,
-                    ..SearchOptions::default()
+                let top_k = deps.config.top_k;
+                let search = async {
+                    if ctx.knowledge.is_empty() {
+                        let options = SearchOptions {
+                            collection,
+                            top_k,
+                            ..SearchOptions::default()
+                        };
+                        rag.search(&query, &options).await
+                    } else {
+                        // Only the bases the caller was checked for (plus the course's own).
+                        rag.search_knowledge(&query, &ctx.knowledge, collection, top_k).await
+                    }
                 };
-                let search = rag.search(&query, &options);
                 let found = tokio::select! {
                     biased;
                     _ = ctx.cancel.cancelled() => None,

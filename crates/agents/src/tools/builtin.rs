@@ -80,23 +80,57 @@ impl Tool for SearchKnowledge {
                     reason: "`query` must not be empty".into(),
                 });
             }
-            let collection = match &ctx.course_id {
-                Some(course) => Some(course_collection(course)),
-                None => args.collection.filter(|c| !c.trim().is_empty()),
+            let top_k = args.top_k.unwrap_or(5).clamp(1, 10) as usize;
+            let asked = args.collection.filter(|c| !c.trim().is_empty());
+            // A knowledge base is searched only when this conversation was
+            // given it (checked readable before the turn), whatever the model asks.
+            if let Some(c) = &asked
+                && c.starts_with("kb:")
+                && !ctx.knowledge.contains(c)
+            {
+                return Err(ToolError::Failed(format!(
+                    "the knowledge base `{c}` is not available in this conversation"
+                )));
+            }
+            let course = ctx.course_id.as_deref().map(course_collection);
+            let found = match (&course, asked) {
+                // The course agent searches its course (and the conversation's bases).
+                (Some(course), _) if !ctx.knowledge.is_empty() => {
+                    self.rag
+                        .search_knowledge(query, &ctx.knowledge, Some(course.clone()), top_k)
+                        .await
+                }
+                (Some(course), _) => {
+                    let options = SearchOptions {
+                        collection: Some(course.clone()),
+                        top_k,
+                        ..SearchOptions::default()
+                    };
+                    self.rag.search(query, &options).await
+                }
+                (None, Some(c)) if c.starts_with("kb:") => {
+                    self.rag
+                        .search_knowledge(query, std::slice::from_ref(&c), None, top_k)
+                        .await
+                }
+                (None, None) if !ctx.knowledge.is_empty() => {
+                    self.rag
+                        .search_knowledge(query, &ctx.knowledge, None, top_k)
+                        .await
+                }
+                (None, asked) => {
+                    let options = SearchOptions {
+                        collection: asked,
+                        top_k,
+                        ..SearchOptions::default()
+                    };
+                    self.rag.search(query, &options).await
+                }
             };
-            let options = SearchOptions {
-                collection,
-                top_k: args.top_k.unwrap_or(5).clamp(1, 10) as usize,
-                ..SearchOptions::default()
-            };
-            let sources =
-                self.rag
-                    .search(query, &options)
-                    .await
-                    .map_err(|e| ToolError::Unavailable {
-                        tool: self.name().into(),
-                        reason: e.to_string(),
-                    })?;
+            let sources = found.map_err(|e| ToolError::Unavailable {
+                tool: self.name().into(),
+                reason: e.to_string(),
+            })?;
             if sources.is_empty() {
                 return Ok(ToolOutput::text("No matching passages found."));
             }

@@ -26,6 +26,8 @@ pub struct ToolContext {
     pub agent: AgentKind,
     /// The course a course agent is bound to.
     pub course_id: Option<String>,
+    /// Knowledge-base collections this conversation may search (checked).
+    pub knowledge: Vec<String>,
 }
 
 impl ToolContext {
@@ -36,6 +38,7 @@ impl ToolContext {
             session_id: None,
             agent: AgentKind::Dashboard,
             course_id: None,
+            knowledge: Vec::new(),
         }
     }
 }

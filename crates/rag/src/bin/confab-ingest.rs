@@ -60,7 +60,15 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let llm = LlmConfig::from_vars(env).map_err(|e| e.to_string())?;
+    // Same variables, same local models, same default as chat-service: a
+    // collection is only ever searched with the model that embedded it.
     let embedder = llm.embedding_model().map_err(|e| e.to_string())?;
+    eprintln!(
+        "confab-ingest: embedding with {} `{}` ({} dimensions)",
+        llm.embedding.kind.as_str(),
+        llm.embedding.model,
+        llm.embedding.dimensions
+    );
     let config = RagConfig {
         embedding_model: llm.embedding.model.clone(),
         ..RagConfig::default()

@@ -227,15 +227,43 @@ impl Collections {
                 }
                 Ok(index.search_unit(&unit, k))
             }
-            None => {
-                let mut top = TopK::new(k);
-                for index in self.indexes.values().filter(|i| i.dimensions() == dims) {
-                    for (id, score) in index.search_unit(&unit, k) {
-                        top.push(id, score);
-                    }
-                }
-                Ok(top.into_sorted())
+            None => Ok(self.search_unit_where(&unit, k, &|_| true)),
+        }
+    }
+
+    /// The `k` nearest of `query` among the collections whose name passes
+    /// `keep` (and whose dimension matches), best first.
+    pub fn search_where(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<(i64, f32)>, IndexError> {
+        let dims = query.len();
+        vector::validate(query, dims)?;
+        let mut unit = Vec::with_capacity(dims);
+        if !vector::normalise_into(query, &mut unit) || k == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.search_unit_where(&unit, k, keep))
+    }
+
+    fn search_unit_where(
+        &self,
+        unit: &[f32],
+        k: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Vec<(i64, f32)> {
+        let mut top = TopK::new(k);
+        for (_, index) in self
+            .indexes
+            .iter()
+            .filter(|(name, i)| i.dimensions() == unit.len() && keep(name))
+        {
+            for (id, score) in index.search_unit(unit, k) {
+                top.push(id, score);
             }
         }
+        top.into_sorted()
     }
 }

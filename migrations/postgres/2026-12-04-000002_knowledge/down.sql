@@ -1,0 +1,13 @@
+DROP TRIGGER IF EXISTS knowledge_bases_owner_deleted ON users;
+DROP FUNCTION IF EXISTS knowledge_bases_owner_deleted();
+DROP TRIGGER IF EXISTS rag_documents_version_ad ON rag_documents;
+DROP FUNCTION IF EXISTS rag_bump_version();
+DROP INDEX IF EXISTS idx_rag_documents_kdoc;
+DROP INDEX IF EXISTS idx_rag_collections_kb;
+DELETE FROM rag_collections WHERE knowledge_base_id IS NOT NULL;
+ALTER TABLE rag_chunks DROP COLUMN page;
+ALTER TABLE rag_documents DROP COLUMN knowledge_document_id;
+ALTER TABLE rag_collections DROP COLUMN knowledge_base_id;
+DROP TABLE knowledge_jobs;
+DROP TABLE knowledge_documents;
+DROP TABLE knowledge_bases;
