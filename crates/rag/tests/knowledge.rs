@@ -325,7 +325,8 @@ async fn bad_uploads_are_refused_and_store_nothing(db: Db) {
         ),
         (
             vec![f("a.md", b"# A"), f("a.md", b"# A again")],
-            "bad_request",
+            // 422 over HTTP, as it always was on the knowledge routes.
+            "validation_error",
         ),
         // Quotas (one document is stored): documents, then bytes.
         (
