@@ -316,7 +316,7 @@ async fn run() -> Result<bool, EvalError> {
                         sources = s.into_iter().map(|s| s.file_path).collect();
                     }
                     ChatEvent::Finished { usage, .. } => tokens = usage.completion_tokens,
-                    ChatEvent::Error { message, .. } => error = Some(message),
+                    ChatEvent::Error(e) => error = Some(e.to_string()),
                     _ => {}
                 }
             }
