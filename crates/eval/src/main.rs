@@ -31,9 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use confab_agents::backend::{
-    BackendConfig, BackendDeps, BackendRegistry, ChatBackend, ChatContext,
-};
+use confab_agents::backend::{BackendConfig, BackendDeps, BackendRegistry, ChatContext};
 use confab_agents::event::ChatEvent;
 use confab_agents::tools::ToolRegistry;
 use confab_llm::{ChatModel, LlmConfig};
@@ -200,7 +198,10 @@ fn chat_model(name: Option<&str>) -> Result<(String, Arc<dyn ChatModel>), EvalEr
             .into_owned()
     }));
     let mut overrides: HashMap<&str, String> = HashMap::new();
-    overrides.insert("CONFAB_MODELS_DIR", models_dir.to_string_lossy().into_owned());
+    overrides.insert(
+        "CONFAB_MODELS_DIR",
+        models_dir.to_string_lossy().into_owned(),
+    );
     match name {
         None => {}
         Some("builtin") => {
@@ -213,15 +214,14 @@ fn chat_model(name: Option<&str>) -> Result<(String, Arc<dyn ChatModel>), EvalEr
                 path => PathBuf::from(path),
             };
             overrides.insert("CONFAB_LLM_PROVIDER", "local".into());
-            overrides.insert("CONFAB_LOCAL_CHAT_MODEL", path.to_string_lossy().into_owned());
+            overrides.insert(
+                "CONFAB_LOCAL_CHAT_MODEL",
+                path.to_string_lossy().into_owned(),
+            );
         }
     }
-    let config = LlmConfig::from_vars(|k| {
-        overrides
-            .get(k)
-            .cloned()
-            .or_else(|| std::env::var(k).ok())
-    })?;
+    let config =
+        LlmConfig::from_vars(|k| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
     let model = config.chat_model()?;
     let label = format!("{}:{}", model.provider(), model.default_model());
     Ok((label, model))
@@ -421,7 +421,9 @@ mod tests {
         assert!(!score_answer(&item, "Take `&mut x`.", &sources).correct());
         assert!(!score_answer(&item, "Take `&mut x` [2].", &sources).correct());
         assert!(!score_answer(&item, "Use the mutable trait, &mut [1]", &sources).correct());
-        assert!(!score_answer(&item, "The sources do not contain it; &mut [1]", &sources).correct());
+        assert!(
+            !score_answer(&item, "The sources do not contain it; &mut [1]", &sources).correct()
+        );
         assert!(score_answer(&item, "x", &sources).retrieved);
     }
 
