@@ -420,6 +420,7 @@ def test_knowledge_upload_watch_ask_and_isolation(new_context):
     # The session keeps its knowledge after a reload (resumed with it).
     page.reload()
     expect(page.locator("#kb-pick")).to_have_text("Knowledge (1)")
+    expect(page.locator(".msg-assistant")).to_have_count(1)  # the history is back
     ask(page, "Who sleeps beside the lamp room door every night?")
     expect(page.locator(".msg-assistant").last.locator(".source").first).to_contain_text("page 7")
     # The source links to the document in its base.
