@@ -282,3 +282,12 @@ async fn postgres_sigkill_while_10_documents_ingest() {
     };
     kill_while_ingesting(test_db.url()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pgvector_sigkill_while_10_documents_ingest() {
+    let Some(test_db) = TestDb::pgvector() else {
+        eprintln!("SKIPPED: TEST_PGVECTOR_URL is not set (pgvector knowledge crash test)");
+        return;
+    };
+    kill_while_ingesting(test_db.url()).await;
+}

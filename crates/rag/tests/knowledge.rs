@@ -679,7 +679,60 @@ async fn deleting_a_user_row_removes_their_bases(db: Db) {
     );
 }
 
+async fn a_renamed_base_s_sources_carry_its_new_name(db: Db) {
+    let k = service(&db).await;
+    let kb = base(&k, &alice(), "Old handbook").await;
+    k.add_text(
+        &alice(),
+        kb,
+        "ferry",
+        "The ferry to Quillon leaves at dawn.",
+    )
+    .await
+    .unwrap();
+    k.drain().await.unwrap();
+    let name_of = |hits: &[confab_models::SourceInfo]| -> Vec<String> {
+        hits.iter()
+            .map(|h| h.metadata["knowledge_base"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = k.search(&alice(), kb, "ferry Quillon", 3).await.unwrap();
+    assert!(!before.is_empty());
+    assert!(
+        name_of(&before).iter().all(|n| n == "Old handbook"),
+        "{before:#?}"
+    );
+
+    k.update_base(
+        &alice(),
+        kb,
+        KnowledgeBaseUpdate {
+            name: Some("Station handbook".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let after = k.search(&alice(), kb, "ferry Quillon", 3).await.unwrap();
+    assert_eq!(after.len(), before.len());
+    assert!(
+        name_of(&after).iter().all(|n| n == "Station handbook"),
+        "{after:#?}"
+    );
+    // The conversation path (collections checked readable, then retrieval) too.
+    let collections = k.readable_collections(&alice(), &[kb]).await.unwrap();
+    let chat = k
+        .rag()
+        .search_knowledge("ferry Quillon", &collections, None, 3)
+        .await
+        .unwrap();
+    assert!(
+        name_of(&chat).iter().all(|n| n == "Station handbook"),
+        "{chat:#?}"
+    );
+}
+
 confab_testkit::backend_tests!(
+    a_renamed_base_s_sources_carry_its_new_name,
     every_format_is_ingested_with_locations,
     private_bases_are_invisible_to_others,
     bad_uploads_are_refused_and_store_nothing,

@@ -1366,6 +1366,19 @@ impl Rag {
         if vector.len() < keyword.len() {
             tracing::debug!("some knowledge bases await re-embedding: keyword search for them");
         }
-        self.search_scoped(query, &vector, &keyword, top_k).await
+        let mut hits = self.search_scoped(query, &vector, &keyword, top_k).await?;
+        // Chunks record their base's name at ingestion: a renamed base's
+        // sources carry the name it has now.
+        for hit in &mut hits {
+            let id = hit
+                .metadata
+                .get("knowledge_base_id")
+                .and_then(serde_json::Value::as_str);
+            if let Some(b) = rows.iter().find(|b| Some(b.id.as_str()) == id) {
+                hit.metadata
+                    .insert("knowledge_base".into(), json!(b.name.clone()));
+            }
+        }
+        Ok(hits)
     }
 }
