@@ -1,7 +1,7 @@
 # confab — common tasks. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help models run tour test test-pg test-redis lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-embed bench-local eval
+.PHONY: help models run tour test test-pg test-redis lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-embed bench-local eval bench-knowledge
 
 help:
 	@echo "make run      build, fetch the local models (make models; CONFAB_SKIP_MODELS=1 skips), start chat-service + api-gateway on SQLite under ./data with demo courses; answers from the local models, else the built-in offline model"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench    storage benchmarks (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), then bench-ws"
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
+	@echo "make bench-knowledge  knowledge bases: ingestion MB/s and chunks/s of a 50 MB mixed corpus (PDF, DOCX, HTML, Markdown, text) per stage, builtin and local embedders; scoped search p50/p99 and recall@5 in one base among 1,000 bases of 1,000 chunks"
 	@echo "make bench-embed  local embedding model (all-MiniLM-L6-v2): load time, sentences/s in batches of 32 vs the built-in embedder"
 	@echo "make eval     answer quality: 47 grounded questions over the demo lessons through the real RAG path, scored (key fact, citation, no contradiction); EVAL_ARGS='--model smollm2 --model gemma --model builtin' compares models, EVAL_FLOOR fails below a score"
 	@echo "make bench-local  local GGUF chat model (SmolLM2) vs llama.cpp's server, 1 and 2 threads: load time, tokens/s, ratio"
@@ -57,6 +58,9 @@ bench-ws:
 
 bench-gateway:
 	CARGO=$(CARGO) scripts/bench-gateway.sh
+
+bench-knowledge: models
+	CARGO=$(CARGO) scripts/bench-knowledge.sh
 
 bench-embed: models
 	$(CARGO) bench -p confab-llm --features local --bench local_embed

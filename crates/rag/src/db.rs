@@ -361,14 +361,15 @@ pub(crate) fn keyword_search(
     }
     let scope = scope_json(collections);
     let rows: Vec<Ranked> = match conn {
+        // The collection column has weight 0: it narrows, it does not rank.
         DbConnection::Sqlite(c) => diesel::sql_query(
-            "SELECT f.rowid AS seq, -bm25(rag_chunks_fts) AS score FROM rag_chunks_fts f \
+            "SELECT f.rowid AS seq, -bm25(rag_chunks_fts, 1.0, 1.0, 0.0) AS score FROM rag_chunks_fts f \
              JOIN rag_chunks c ON c.seq = f.rowid \
              WHERE rag_chunks_fts MATCH ? AND (CASE WHEN ? IS NULL THEN c.collection NOT LIKE 'kb:%' \
                ELSE c.collection IN (SELECT value FROM json_each(?)) END) \
-             ORDER BY bm25(rag_chunks_fts) LIMIT ?",
+             ORDER BY bm25(rag_chunks_fts, 1.0, 1.0, 0.0) LIMIT ?",
         )
-        .bind::<Text, _>(fts5_match(tokens, true))
+        .bind::<Text, _>(fts5_scoped(tokens, collections))
         .bind::<Nullable<Text>, _>(&scope)
         .bind::<Nullable<Text>, _>(&scope)
         .bind::<BigInt, _>(limit as i64)
@@ -385,6 +386,27 @@ pub(crate) fn keyword_search(
         .load(c)?,
     };
     Ok(rows.into_iter().map(|r| (r.seq, r.score)).collect())
+}
+
+/// The FTS5 query of a keyword search: any of the words in a chunk's title
+/// or text, and, for a scoped search, one of the collections as a phrase of
+/// the indexed `collection` column. FTS5 then intersects the words'
+/// postings with the few collections' instead of ranking every match of
+/// every collection (the SQL filter on `rag_chunks.collection` stays, for
+/// exactness: a phrase also matches a longer name that contains it).
+fn fts5_scoped(tokens: &[String], collections: Option<&[String]>) -> String {
+    let words = format!("{{title content}} : ({})", fts5_match(tokens, true));
+    match collections {
+        // A name with no letter or digit has no tokens to look up.
+        Some(list) if list.iter().all(|c| c.chars().any(char::is_alphanumeric)) => {
+            let names: Vec<String> = list
+                .iter()
+                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+                .collect();
+            format!("collection : ({}) AND {words}", names.join(" OR "))
+        }
+        _ => words,
+    }
 }
 
 /// A collection scope as a JSON array (bound as one parameter), `None` for "all but knowledge bases".
@@ -536,6 +558,24 @@ pub(crate) fn pgvector_search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyword_queries_are_scoped_by_collection() {
+        let words = ["rust".to_owned(), "borrow".to_owned()];
+        assert_eq!(
+            fts5_scoped(&words, None),
+            r#"{title content} : ("rust" OR "borrow")"#
+        );
+        assert_eq!(
+            fts5_scoped(&words, Some(&["kb:0190-ab".into(), r#"say "hi""#.into()])),
+            r#"collection : ("kb:0190-ab" OR "say ""hi""") AND {title content} : ("rust" OR "borrow")"#
+        );
+        // Nothing to look up in a name without letters or digits: no narrowing.
+        assert_eq!(
+            fts5_scoped(&words, Some(&["--".into()])),
+            fts5_scoped(&words, None)
+        );
+    }
 
     #[test]
     fn vectors_round_trip() {

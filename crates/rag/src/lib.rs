@@ -16,7 +16,7 @@ pub mod knowledge;
 mod service;
 
 pub use error::RagError;
-pub use knowledge::{KnowledgeConfig, KnowledgeService};
+pub use knowledge::{IngestStages, KnowledgeConfig, KnowledgeService};
 pub use service::{
     IngestOutcome, IngestSummary, Progress, Rag, RagConfig, SearchMode, SearchOptions,
 };

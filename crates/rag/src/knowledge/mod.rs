@@ -30,7 +30,8 @@ mod db;
 mod files;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, Utc};
 use confab_models::SourceInfo;
@@ -142,11 +143,69 @@ pub struct EmbedderMismatch {
     pub configured: (String, i32),
 }
 
+/// Where ingestion time went, summed over the jobs this service ran
+/// ([`KnowledgeService::ingest_stages`]): for benchmarks and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IngestStages {
+    /// Documents made `ready`.
+    pub documents: u64,
+    /// Chunks written.
+    pub chunks: u64,
+    /// Bytes of the uploaded files of those documents.
+    pub bytes: u64,
+    /// Text extraction (PDF, DOCX, HTML, Markdown parsing).
+    pub extract: Duration,
+    /// Splitting the text into chunks.
+    pub chunk: Duration,
+    /// Embedding the chunks.
+    pub embed: Duration,
+    /// The write transaction (chunks, index rows, document status).
+    pub write: Duration,
+}
+
+/// Running totals behind [`IngestStages`] (nanoseconds and counts).
+#[derive(Debug, Default)]
+struct StageClock {
+    documents: AtomicU64,
+    chunks: AtomicU64,
+    bytes: AtomicU64,
+    extract: AtomicU64,
+    chunk: AtomicU64,
+    embed: AtomicU64,
+    write: AtomicU64,
+}
+
+fn add(total: &AtomicU64, d: Duration) {
+    total.fetch_add(
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+fn nanos(total: &AtomicU64) -> Duration {
+    Duration::from_nanos(total.load(Ordering::Relaxed))
+}
+
+impl StageClock {
+    fn snapshot(&self) -> IngestStages {
+        IngestStages {
+            documents: self.documents.load(Ordering::Relaxed),
+            chunks: self.chunks.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            extract: nanos(&self.extract),
+            chunk: nanos(&self.chunk),
+            embed: nanos(&self.embed),
+            write: nanos(&self.write),
+        }
+    }
+}
+
 /// CRUD, uploads, jobs and search of knowledge bases. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct KnowledgeService {
     rag: Rag,
     config: Arc<KnowledgeConfig>,
+    stages: Arc<StageClock>,
 }
 
 fn not_found(what: &str, id: impl std::fmt::Display) -> RagError {
@@ -229,7 +288,13 @@ impl KnowledgeService {
         Self {
             rag,
             config: Arc::new(config),
+            stages: Arc::default(),
         }
+    }
+
+    /// Time spent per ingestion stage by this service's jobs so far.
+    pub fn ingest_stages(&self) -> IngestStages {
+        self.stages.snapshot()
     }
 
     /// The configuration in force.
@@ -846,16 +911,28 @@ impl KnowledgeService {
             self.config.files,
             self.rag.config.chunk,
         );
+        let size = payload.len() as u64;
         let extracted = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             extract(&name, kind, &payload, &limits).map(|e| {
+                let extracted = started.elapsed();
                 let chunks = e.chunks(&chunk_config);
-                (e.page_count, chunks)
+                (
+                    e.page_count,
+                    chunks,
+                    extracted,
+                    started.elapsed() - extracted,
+                )
             })
         })
         .await
         .map_err(|e| RagError::Index(format!("extraction task: {e}")))?;
         let (page_count, chunks) = match extracted {
-            Ok(x) => x,
+            Ok((pages, chunks, extract_time, chunk_time)) => {
+                add(&self.stages.extract, extract_time);
+                add(&self.stages.chunk, chunk_time);
+                (pages, chunks)
+            }
             Err(reason) => return self.finish_failed(&job.id, &doc_id, &reason).await,
         };
         if chunks.is_empty() {
@@ -873,7 +950,9 @@ impl KnowledgeService {
                 }
             })
             .collect();
+        let started = Instant::now();
         let vectors = self.rag.embed(&texts).await?;
+        add(&self.stages.embed, started.elapsed());
         let rag_doc_id = Uuid::now_v7().to_string();
         let collection = collection_of(&base.id);
         let rows: Vec<rag_db::NewChunkRow> = chunks
@@ -899,17 +978,19 @@ impl KnowledgeService {
         .to_string();
         let pgvector = self.rag.uses_pgvector();
         let (job_id, hash, n) = (job.id.clone(), doc.content_hash.clone(), rows.len() as i64);
-        self.rag
+        let started = Instant::now();
+        let written = self
+            .rag
             .db
             .run(move |conn| {
                 write_transaction(conn, |conn| {
                     // Still the same upload of a still existing document?
                     let Some(current) = db::document(conn, &base.id, &doc.id)? else {
                         diesel::delete(knowledge_jobs::table.find(&job_id)).execute(conn)?;
-                        return Ok(());
+                        return Ok(false);
                     };
                     if current.content_hash != hash {
-                        return Ok(()); // a newer upload's job will write it
+                        return Ok(false); // a newer upload's job will write it
                     }
                     let now = Utc::now().naive_utc();
                     if switch_model {
@@ -946,10 +1027,17 @@ impl KnowledgeService {
                         .execute(conn)?;
                     diesel::delete(knowledge_jobs::table.find(&job_id)).execute(conn)?;
                     rag_db::bump_version(conn)?;
-                    Ok::<_, RagError>(())
+                    Ok::<_, RagError>(true)
                 })
             })
-            .await
+            .await?;
+        add(&self.stages.write, started.elapsed());
+        if written {
+            self.stages.documents.fetch_add(1, Ordering::Relaxed);
+            self.stages.chunks.fetch_add(n as u64, Ordering::Relaxed);
+            self.stages.bytes.fetch_add(size, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Puts a job back for later without counting the claim as an attempt.
