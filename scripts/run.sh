@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make run: builds the release binaries and starts chat-service and
-# api-gateway on the embedded default (SQLite under ./data, the local
-# in-process models (fetched into ./models by scripts/models.sh; the built-in
-# offline model when they cannot be fetched) unless a provider is
-# configured, the demo catalogue).
+# api-gateway on the embedded default (SQLite under ./data, the built-in
+# extractive model answering, all-MiniLM-L6-v2 in-process for retrieval
+# (fetched into ./models by scripts/models.sh with the optional SmolLM2
+# chat model: CONFAB_LLM_PROVIDER=local), unless a provider is configured;
+# the demo catalogue).
 # Ctrl-C stops both. A second run reuses ./data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ bin="$CARGO_TARGET_DIR/release"
 # once; without network the built-in offline model answers instead.
 # CONFAB_SKIP_MODELS=1 skips the fetch.
 if [ -z "${CONFAB_SKIP_MODELS:-}" ]; then
-  scripts/models.sh || echo "confab: WARNING: local models not fetched; the built-in offline model answers"
+  scripts/models.sh || echo "confab: WARNING: local models not fetched; retrieval uses the built-in embedder"
 fi
 
 mkdir -p "$DATA_DIR"

@@ -82,6 +82,12 @@ pub async fn build(
     if let Some(about) = model.about() {
         tracing::info!("chat model: {about}");
     }
+    if model.provider() == "builtin" && llm.local.chat_present() {
+        tracing::info!(
+            file = %llm.local.chat_model.display(),
+            "a local GGUF chat model is there but not used (it scores below the built-in model on `make eval`); CONFAB_LLM_PROVIDER=local uses it"
+        );
+    }
     let rag_config = RagConfig {
         embedding_model: llm.embedding.model.clone(),
         ..RagConfig::default()
