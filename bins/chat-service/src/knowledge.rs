@@ -2,14 +2,14 @@
 //! retrieval), their documents and uploads, progress as SSE, and search;
 //! plus the ingestion worker pool ([`KnowledgeState::spawn_workers`]).
 //!
-//! Handlers parse, call [`confab_rag::KnowledgeService`] and map its errors
-//! once ([`kb_error`]). Another user's private base is a 404 on every route.
+//! Handlers parse, call [`confab_rag::KnowledgeService`] and return its
+//! errors with `?` (`confab-web` maps them, 415 for an unsupported file type
+//! included). Another user's private base is a 404 on every route.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use bytes::Bytes;
@@ -18,7 +18,6 @@ use confab_models::knowledge::{
     KnowledgeBase, KnowledgeBaseUpdate, KnowledgeDocument, KnowledgeEvent, NewKnowledgeBase,
 };
 use confab_rag::KnowledgeService;
-use confab_rag::RagError;
 use confab_rag::knowledge::{Actor, KnowledgeConfig, UploadFile};
 use confab_web::{ApiError, Caller, ErrorBody};
 use futures_util::StreamExt;
@@ -134,18 +133,6 @@ impl KnowledgeState {
     }
 }
 
-/// Maps the retrieval crate's errors to responses.
-pub fn kb_error(e: RagError) -> ApiError {
-    match &e {
-        RagError::Upload(confab_rag::knowledge::UploadError::Unsupported(_)) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            e.to_string(),
-        ),
-        _ => ApiError::from(e),
-    }
-}
-
 fn knowledge(state: &AppState) -> Result<&KnowledgeState, ApiError> {
     state
         .knowledge
@@ -171,7 +158,7 @@ pub async fn scope(
         .service
         .readable_collections(&actor(caller), ids)
         .await
-        .map_err(kb_error)
+        .map_err(ApiError::from)
 }
 
 /// A list of items.
@@ -200,8 +187,7 @@ pub async fn create_base(
     let base = knowledge(&state)?
         .service
         .create_base(&actor(&caller), body.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::Created().json(base))
 }
 
@@ -218,8 +204,7 @@ pub async fn list_bases(
     let items = knowledge(&state)?
         .service
         .list_bases(&actor(&caller))
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(Items { items }))
 }
 
@@ -241,8 +226,7 @@ pub async fn get_base(
     let base = knowledge(&state)?
         .service
         .get_base(&actor(&caller), id.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(base))
 }
 
@@ -268,8 +252,7 @@ pub async fn update_base(
     let base = knowledge(&state)?
         .service
         .update_base(&actor(&caller), id.into_inner(), body.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(base))
 }
 
@@ -292,8 +275,7 @@ pub async fn delete_base(
     knowledge(&state)?
         .service
         .delete_base(&actor(&caller), id.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -408,7 +390,7 @@ pub async fn upload(
     let id = id.into_inner();
     let a = actor(&caller);
     // Unknown or unreadable bases are a 404 before the body is read.
-    k.service.get_base(&a, id).await.map_err(kb_error)?;
+    k.service.get_base(&a, id).await?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -417,23 +399,16 @@ pub async fn upload(
         .to_ascii_lowercase();
     let items = if content_type.starts_with("multipart/form-data") {
         let files = read_multipart(&req, payload, k.service.config()).await?;
-        k.service.upload(&a, id, files).await.map_err(kb_error)?
+        k.service.upload(&a, id, files).await?
     } else if content_type.starts_with("application/json") {
         let limit = k.service.config().files.max_file_bytes as usize + 64 * 1024;
         let body = read_bounded(payload, limit).await?;
         let doc: TextDocument = serde_json::from_slice(&body).map_err(|e| {
             ApiError::invalid_json(format!("expected {{\"title\", \"text\"}}: {e}"))
         })?;
-        vec![
-            k.service
-                .add_text(&a, id, &doc.title, &doc.text)
-                .await
-                .map_err(kb_error)?,
-        ]
+        vec![k.service.add_text(&a, id, &doc.title, &doc.text).await?]
     } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        return Err(ApiError::unsupported_media_type(
             "send multipart/form-data files or JSON {\"title\", \"text\"}",
         ));
     };
@@ -476,8 +451,7 @@ pub async fn list_documents(
     let items = knowledge(&state)?
         .service
         .list_documents(&actor(&caller), id.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(Items { items }))
 }
 
@@ -503,8 +477,7 @@ pub async fn get_document(
     let detail = knowledge(&state)?
         .service
         .get_document(&actor(&caller), id, doc)
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
@@ -531,8 +504,7 @@ pub async fn delete_document(
     knowledge(&state)?
         .service
         .delete_document(&actor(&caller), id, doc)
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -569,8 +541,7 @@ pub async fn search(
     let items = knowledge(&state)?
         .service
         .search(&actor(&caller), id.into_inner(), &query.q, k)
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(Items { items }))
 }
 
@@ -594,7 +565,7 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let k = knowledge(&state)?.clone();
     let (a, id) = (actor(&caller), id.into_inner());
-    k.service.get_base(&a, id).await.map_err(kb_error)?;
+    k.service.get_base(&a, id).await?;
     let shutdown = state.shutdown.clone();
     let body = async_stream::stream! {
         let mut seen: HashMap<Uuid, (String, i64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
@@ -604,7 +575,7 @@ pub async fn events(
             let docs = match k.service.list_documents(&a, id).await {
                 Ok(d) => d,
                 Err(e) => {
-                    let err = kb_error(e);
+                    let err = ApiError::from(e);
                     let body = serde_json::json!({"error": err.code, "message": err.message});
                     yield Ok::<_, actix_web::Error>(Bytes::from(format!("event: error\ndata: {body}\n\n")));
                     break;
