@@ -7,7 +7,7 @@ use confab_web::{ApiError, Caller, ErrorBody};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::openapi::{self as doc, ADMIN};
+use crate::openapi::ADMIN;
 use crate::state::AppState;
 
 /// Body of `POST /api/admin/cleanup`.
@@ -26,7 +26,7 @@ pub struct CleanupRequest {
     tag = ADMIN,
     request_body = CleanupRequest,
     responses(
-        (status = 200, description = "OK", body = doc::CleanupReportDoc),
+        (status = 200, description = "OK", body = CleanupReport),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "Not an administrator", body = ErrorBody),
         (status = 422, description = "Missing or invalid field", body = ErrorBody),

@@ -2,23 +2,23 @@
 //! retrieval), their documents and uploads, progress as SSE, and search;
 //! plus the ingestion worker pool ([`KnowledgeState::spawn_workers`]).
 //!
-//! Handlers parse, call [`confab_rag::KnowledgeService`] and map its errors
-//! once ([`kb_error`]). Another user's private base is a 404 on every route.
+//! Handlers parse, call [`confab_rag::KnowledgeService`] and return its
+//! errors with `?` (`confab-web` maps them, 415 for an unsupported file type
+//! included). Another user's private base is a 404 on every route.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use bytes::Bytes;
 use confab_models::SourceInfo;
 use confab_models::knowledge::{
-    KnowledgeBase, KnowledgeBaseUpdate, KnowledgeDocument, KnowledgeEvent, NewKnowledgeBase,
+    KnowledgeBase, KnowledgeBaseUpdate, KnowledgeDocument, KnowledgeDocumentDetail, KnowledgeEvent,
+    NewKnowledgeBase, UploadResult,
 };
 use confab_rag::KnowledgeService;
-use confab_rag::RagError;
 use confab_rag::knowledge::{Actor, KnowledgeConfig, UploadFile};
 use confab_web::{ApiError, Caller, ErrorBody};
 use futures_util::StreamExt;
@@ -134,18 +134,6 @@ impl KnowledgeState {
     }
 }
 
-/// Maps the retrieval crate's errors to responses.
-pub fn kb_error(e: RagError) -> ApiError {
-    match &e {
-        RagError::Upload(confab_rag::knowledge::UploadError::Unsupported(_)) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            e.to_string(),
-        ),
-        _ => ApiError::from(e),
-    }
-}
-
 fn knowledge(state: &AppState) -> Result<&KnowledgeState, ApiError> {
     state
         .knowledge
@@ -171,22 +159,43 @@ pub async fn scope(
         .service
         .readable_collections(&actor(caller), ids)
         .await
-        .map_err(kb_error)
+        .map_err(ApiError::from)
 }
 
-/// A list of items.
-#[derive(Debug, Serialize)]
-pub struct Items<T> {
-    /// The items.
-    pub items: Vec<T>,
+/// `{"items": [...]}` of knowledge bases.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KnowledgeBaseList {
+    /// The caller's bases and the shared ones.
+    pub items: Vec<KnowledgeBase>,
+}
+
+/// `{"items": [...]}` of documents.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KnowledgeDocumentList {
+    /// The documents with their ingestion state.
+    pub items: Vec<KnowledgeDocument>,
+}
+
+/// `{"items": [...]}` of uploads.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KnowledgeUploadList {
+    /// What each file became, in upload order.
+    pub items: Vec<UploadResult>,
+}
+
+/// `{"items": [...]}` of retrieved passages.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KnowledgeSearchResults {
+    /// Best first.
+    pub items: Vec<SourceInfo>,
 }
 
 /// Creates a knowledge base (`shared`: administrators only).
 #[utoipa::path(
     tag = KNOWLEDGE,
-    request_body(content = doc::NewKnowledgeBaseDoc),
+    request_body(content = NewKnowledgeBase),
     responses(
-        (status = 201, description = "Created", body = doc::KnowledgeBaseDoc),
+        (status = 201, description = "Created", body = KnowledgeBase),
         (status = 403, description = "`shared` by a non-administrator", body = ErrorBody),
         (status = 422, description = "Invalid name", body = ErrorBody),
     )
@@ -200,27 +209,25 @@ pub async fn create_base(
     let base = knowledge(&state)?
         .service
         .create_base(&actor(&caller), body.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::Created().json(base))
 }
 
 /// Lists the caller's knowledge bases and the shared ones.
 #[utoipa::path(
     tag = KNOWLEDGE,
-    responses((status = 200, description = "OK", body = doc::KnowledgeBaseListDoc))
+    responses((status = 200, description = "OK", body = KnowledgeBaseList))
 )]
 #[get("/api/knowledge")]
 pub async fn list_bases(
     state: Data,
     caller: Caller,
-) -> Result<web::Json<Items<KnowledgeBase>>, ApiError> {
+) -> Result<web::Json<KnowledgeBaseList>, ApiError> {
     let items = knowledge(&state)?
         .service
         .list_bases(&actor(&caller))
-        .await
-        .map_err(kb_error)?;
-    Ok(web::Json(Items { items }))
+        .await?;
+    Ok(web::Json(KnowledgeBaseList { items }))
 }
 
 /// One knowledge base.
@@ -228,7 +235,7 @@ pub async fn list_bases(
     tag = KNOWLEDGE,
     params(("id" = Uuid, Path, description = "Knowledge base id")),
     responses(
-        (status = 200, description = "OK", body = doc::KnowledgeBaseDoc),
+        (status = 200, description = "OK", body = KnowledgeBase),
         (status = 404, description = "No such base (or another user's)", body = ErrorBody),
     )
 )]
@@ -241,8 +248,7 @@ pub async fn get_base(
     let base = knowledge(&state)?
         .service
         .get_base(&actor(&caller), id.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(base))
 }
 
@@ -250,9 +256,9 @@ pub async fn get_base(
 #[utoipa::path(
     tag = KNOWLEDGE,
     params(("id" = Uuid, Path, description = "Knowledge base id")),
-    request_body(content = doc::KnowledgeBaseUpdateDoc),
+    request_body(content = KnowledgeBaseUpdate),
     responses(
-        (status = 200, description = "OK", body = doc::KnowledgeBaseDoc),
+        (status = 200, description = "OK", body = KnowledgeBase),
         (status = 403, description = "A shared base, caller not an administrator", body = ErrorBody),
         (status = 404, description = "No such base (or another user's)", body = ErrorBody),
         (status = 422, description = "Invalid name", body = ErrorBody),
@@ -268,8 +274,7 @@ pub async fn update_base(
     let base = knowledge(&state)?
         .service
         .update_base(&actor(&caller), id.into_inner(), body.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(web::Json(base))
 }
 
@@ -292,8 +297,7 @@ pub async fn delete_base(
     knowledge(&state)?
         .service
         .delete_base(&actor(&caller), id.into_inner())
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -387,7 +391,7 @@ async fn read_multipart(
     params(("id" = Uuid, Path, description = "Knowledge base id")),
     request_body(content = TextDocument, description = "JSON {title, text}, or multipart/form-data file parts (PDF, DOCX, Markdown, HTML, text)"),
     responses(
-        (status = 202, description = "Accepted: queued for ingestion", body = doc::UploadListDoc),
+        (status = 202, description = "Accepted: queued for ingestion", body = KnowledgeUploadList),
         (status = 403, description = "A shared base, caller not an administrator", body = ErrorBody),
         (status = 404, description = "No such base (or another user's)", body = ErrorBody),
         (status = 409, description = "Per-user quota (documents or bytes) exceeded", body = ErrorBody),
@@ -408,7 +412,7 @@ pub async fn upload(
     let id = id.into_inner();
     let a = actor(&caller);
     // Unknown or unreadable bases are a 404 before the body is read.
-    k.service.get_base(&a, id).await.map_err(kb_error)?;
+    k.service.get_base(&a, id).await?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -417,23 +421,16 @@ pub async fn upload(
         .to_ascii_lowercase();
     let items = if content_type.starts_with("multipart/form-data") {
         let files = read_multipart(&req, payload, k.service.config()).await?;
-        k.service.upload(&a, id, files).await.map_err(kb_error)?
+        k.service.upload(&a, id, files).await?
     } else if content_type.starts_with("application/json") {
         let limit = k.service.config().files.max_file_bytes as usize + 64 * 1024;
         let body = read_bounded(payload, limit).await?;
         let doc: TextDocument = serde_json::from_slice(&body).map_err(|e| {
             ApiError::invalid_json(format!("expected {{\"title\", \"text\"}}: {e}"))
         })?;
-        vec![
-            k.service
-                .add_text(&a, id, &doc.title, &doc.text)
-                .await
-                .map_err(kb_error)?,
-        ]
+        vec![k.service.add_text(&a, id, &doc.title, &doc.text).await?]
     } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        return Err(ApiError::unsupported_media_type(
             "send multipart/form-data files or JSON {\"title\", \"text\"}",
         ));
     };
@@ -441,7 +438,7 @@ pub async fn upload(
     for _ in 0..k.workers {
         k.wake.notify_one();
     }
-    Ok(HttpResponse::Accepted().json(Items { items }))
+    Ok(HttpResponse::Accepted().json(KnowledgeUploadList { items }))
 }
 
 async fn read_bounded(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
@@ -463,7 +460,7 @@ async fn read_bounded(mut payload: web::Payload, limit: usize) -> Result<Bytes, 
     tag = KNOWLEDGE,
     params(("id" = Uuid, Path, description = "Knowledge base id")),
     responses(
-        (status = 200, description = "OK", body = doc::DocumentListDoc),
+        (status = 200, description = "OK", body = KnowledgeDocumentList),
         (status = 404, description = "No such base (or another user's)", body = ErrorBody),
     )
 )]
@@ -472,13 +469,12 @@ pub async fn list_documents(
     state: Data,
     caller: Caller,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Items<KnowledgeDocument>>, ApiError> {
+) -> Result<web::Json<KnowledgeDocumentList>, ApiError> {
     let items = knowledge(&state)?
         .service
         .list_documents(&actor(&caller), id.into_inner())
-        .await
-        .map_err(kb_error)?;
-    Ok(web::Json(Items { items }))
+        .await?;
+    Ok(web::Json(KnowledgeDocumentList { items }))
 }
 
 /// One document: metadata, a text preview, its chunks (with page / heading).
@@ -489,7 +485,7 @@ pub async fn list_documents(
         ("doc" = Uuid, Path, description = "Document id"),
     ),
     responses(
-        (status = 200, description = "OK", body = doc::DocumentDetailDoc),
+        (status = 200, description = "OK", body = KnowledgeDocumentDetail),
         (status = 404, description = "No such base or document (or another user's)", body = ErrorBody),
     )
 )]
@@ -503,8 +499,7 @@ pub async fn get_document(
     let detail = knowledge(&state)?
         .service
         .get_document(&actor(&caller), id, doc)
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
@@ -531,8 +526,7 @@ pub async fn delete_document(
     knowledge(&state)?
         .service
         .delete_document(&actor(&caller), id, doc)
-        .await
-        .map_err(kb_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -550,7 +544,7 @@ pub struct SearchQuery {
     tag = KNOWLEDGE,
     params(("id" = Uuid, Path, description = "Knowledge base id"), SearchQuery),
     responses(
-        (status = 200, description = "Passages, best first; metadata carries knowledge_base_id, knowledge_document_id, filename, page, heading", body = doc::SearchResultsDoc),
+        (status = 200, description = "Passages, best first; metadata carries knowledge_base_id, knowledge_document_id, filename, page, heading", body = KnowledgeSearchResults),
         (status = 404, description = "No such base (or another user's)", body = ErrorBody),
     )
 )]
@@ -560,7 +554,7 @@ pub async fn search(
     caller: Caller,
     id: web::Path<Uuid>,
     query: web::Query<SearchQuery>,
-) -> Result<web::Json<Items<SourceInfo>>, ApiError> {
+) -> Result<web::Json<KnowledgeSearchResults>, ApiError> {
     let query = query.into_inner();
     if query.q.trim().is_empty() {
         return Err(ApiError::validation("`q` must not be empty"));
@@ -569,9 +563,8 @@ pub async fn search(
     let items = knowledge(&state)?
         .service
         .search(&actor(&caller), id.into_inner(), &query.q, k)
-        .await
-        .map_err(kb_error)?;
-    Ok(web::Json(Items { items }))
+        .await?;
+    Ok(web::Json(KnowledgeSearchResults { items }))
 }
 
 /// Ingestion progress as Server-Sent Events: `event: document` with
@@ -582,7 +575,7 @@ pub async fn search(
     tag = KNOWLEDGE,
     params(("id" = Uuid, Path, description = "Knowledge base id")),
     responses(
-        (status = 200, description = "text/event-stream of document events", content_type = "text/event-stream", body = doc::KnowledgeEventDoc),
+        (status = 200, description = "text/event-stream of document events", content_type = "text/event-stream", body = KnowledgeEvent),
         (status = 404, description = "No such base (or another user's)", body = ErrorBody),
     )
 )]
@@ -594,7 +587,7 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let k = knowledge(&state)?.clone();
     let (a, id) = (actor(&caller), id.into_inner());
-    k.service.get_base(&a, id).await.map_err(kb_error)?;
+    k.service.get_base(&a, id).await?;
     let shutdown = state.shutdown.clone();
     let body = async_stream::stream! {
         let mut seen: HashMap<Uuid, (String, i64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
@@ -604,7 +597,7 @@ pub async fn events(
             let docs = match k.service.list_documents(&a, id).await {
                 Ok(d) => d,
                 Err(e) => {
-                    let err = kb_error(e);
+                    let err = ApiError::from(e);
                     let body = serde_json::json!({"error": err.code, "message": err.message});
                     yield Ok::<_, actix_web::Error>(Bytes::from(format!("event: error\ndata: {body}\n\n")));
                     break;
@@ -638,183 +631,6 @@ pub async fn events(
         }
     };
     Ok(crate::chat::sse_response(body))
-}
-
-/// Documentation-only schemas of the knowledge DTOs (`confab_models::knowledge`).
-pub mod doc {
-    #![allow(dead_code)]
-    use chrono::{DateTime, Utc};
-    use utoipa::ToSchema;
-    use uuid::Uuid;
-
-    /// Body of `POST /api/knowledge`.
-    #[derive(ToSchema)]
-    #[schema(as = NewKnowledgeBase)]
-    pub struct NewKnowledgeBaseDoc {
-        /// Display name (1..=200 characters).
-        pub name: String,
-        /// Publish to every user (administrators only; default false).
-        pub shared: Option<bool>,
-    }
-
-    /// Body of `PATCH /api/knowledge/{id}`.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeBaseUpdate)]
-    pub struct KnowledgeBaseUpdateDoc {
-        /// New name.
-        pub name: Option<String>,
-    }
-
-    /// A knowledge base.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeBase)]
-    pub struct KnowledgeBaseDoc {
-        /// Id.
-        pub id: Uuid,
-        /// Name.
-        pub name: String,
-        /// Owner.
-        pub owner_id: String,
-        /// Readable by every user.
-        pub shared: bool,
-        /// The caller may change it.
-        pub writable: bool,
-        /// Embedding model of its vectors.
-        pub embedding_model: String,
-        /// Their dimensions.
-        pub dimensions: i32,
-        /// Vectors of another model than the configured one: keyword search until re-embedded.
-        pub reembedding: bool,
-        /// Documents.
-        pub document_count: i64,
-        /// Created.
-        pub created_at: DateTime<Utc>,
-        /// Last change.
-        pub updated_at: DateTime<Utc>,
-    }
-
-    /// `{"items": [...]}` of bases.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeBaseList)]
-    pub struct KnowledgeBaseListDoc {
-        /// The bases.
-        pub items: Vec<KnowledgeBaseDoc>,
-    }
-
-    /// A document.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeDocument)]
-    pub struct DocumentDoc {
-        /// Id.
-        pub id: Uuid,
-        /// The base.
-        pub knowledge_base_id: Uuid,
-        /// File name.
-        pub filename: String,
-        /// `pdf`, `docx`, `markdown`, `html`, `text`.
-        pub content_type: String,
-        /// Upload size.
-        pub size_bytes: i64,
-        /// `queued`, `processing`, `ready`, `failed`.
-        pub status: String,
-        /// Why it failed.
-        pub error: Option<String>,
-        /// Chunks in the index.
-        pub chunk_count: i64,
-        /// Pages (PDF).
-        pub page_count: Option<i32>,
-        /// Uploaded.
-        pub created_at: DateTime<Utc>,
-        /// Last change.
-        pub updated_at: DateTime<Utc>,
-    }
-
-    /// `{"items": [...]}` of documents.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeDocumentList)]
-    pub struct DocumentListDoc {
-        /// The documents.
-        pub items: Vec<DocumentDoc>,
-    }
-
-    /// One chunk.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeChunk)]
-    pub struct ChunkDoc {
-        /// Position.
-        pub index: i32,
-        /// Heading path.
-        pub heading: String,
-        /// Page (PDF).
-        pub page: Option<i32>,
-        /// Text.
-        pub content: String,
-    }
-
-    /// A document with preview and chunks (the document's fields, flattened).
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeDocumentDetail)]
-    pub struct DocumentDetailDoc {
-        /// Id (and the other fields of a document).
-        pub id: Uuid,
-        /// File name.
-        pub filename: String,
-        /// State.
-        pub status: String,
-        /// The first characters of its text.
-        pub preview: String,
-        /// Chunks in order.
-        pub chunks: Vec<ChunkDoc>,
-    }
-
-    /// What an uploaded file became.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeUpload)]
-    pub struct UploadDoc {
-        /// The document.
-        pub document: DocumentDoc,
-        /// `queued` or `unchanged`.
-        pub outcome: String,
-    }
-
-    /// `{"items": [...]}` of uploads.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeUploadList)]
-    pub struct UploadListDoc {
-        /// One per file.
-        pub items: Vec<UploadDoc>,
-    }
-
-    /// A retrieved passage.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeSource)]
-    pub struct SourceDoc {
-        /// The file name.
-        pub file_path: String,
-        /// Passage text.
-        pub content: String,
-        /// Relevance 0..=1.
-        pub score: f64,
-        /// knowledge_base_id, knowledge_base, knowledge_document_id, filename, page, heading, chunk_index.
-        #[schema(value_type = Object)]
-        pub metadata: serde_json::Value,
-    }
-
-    /// `{"items": [...]}` of passages.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeSearchResults)]
-    pub struct SearchResultsDoc {
-        /// Best first.
-        pub items: Vec<SourceDoc>,
-    }
-
-    /// `data:` of an `event: document` frame.
-    #[derive(ToSchema)]
-    #[schema(as = KnowledgeEvent)]
-    pub struct KnowledgeEventDoc {
-        /// The document now.
-        pub document: DocumentDoc,
-    }
 }
 
 /// Parses `id,id,...` (a query parameter) into knowledge base ids (400 on a bad id).

@@ -7,7 +7,7 @@ use confab_web::{ApiError, Caller, ErrorBody};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::{self as doc, MEMORY};
+use crate::openapi::MEMORY;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -29,7 +29,6 @@ pub struct MemoryQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemoryList {
     /// Newest first.
-    #[schema(value_type = Vec<doc::MemoryItemDoc>)]
     pub items: Vec<MemoryItem>,
     /// How many the caller has in all.
     pub total: i64,
@@ -104,7 +103,7 @@ pub async fn list_memory(
     tag = MEMORY,
     request_body = RememberRequest,
     responses(
-        (status = 201, description = "Created", body = doc::MemoryItemDoc),
+        (status = 201, description = "Created", body = MemoryItem),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Empty or too long content, metadata not an object", body = ErrorBody),
     )
@@ -139,7 +138,7 @@ pub async fn clear_memory(state: Data, caller: Caller) -> Result<web::Json<Clear
         ("scope" = inline(Option<Scope>), Query, description = "user (default) or all (administrators)"),
     ),
     responses(
-        (status = 200, description = "OK", body = doc::ExperienceSummaryDoc),
+        (status = 200, description = "OK", body = ExperienceSummary),
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 403, description = "scope=all by a non-administrator", body = ErrorBody),
     )

@@ -5,7 +5,7 @@ use confab_models::{Feedback, Message, MessageSearchHit, MessageUpdate, NewFeedb
 use confab_web::{ApiError, Caller, ErrorBody};
 use serde::{Deserialize, Serialize};
 
-use crate::openapi::{self as doc, MESSAGES};
+use crate::openapi::MESSAGES;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -22,7 +22,7 @@ pub struct MessageSearchQuery {
 }
 
 /// Messages found by search.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageSearchResults {
     /// Best match first.
     pub items: Vec<MessageSearchHit>,
@@ -37,7 +37,7 @@ pub struct MessageSearchResults {
         ("limit" = Option<u32>, Query, description = "Most hits (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, description = "OK", body = doc::MessageSearchResultsDoc),
+        (status = 200, description = "OK", body = MessageSearchResults),
         (status = 400, description = "Missing q, bad session id or limit", body = ErrorBody),
     )
 )]
@@ -63,9 +63,9 @@ pub async fn search_messages(
 #[utoipa::path(
     tag = MESSAGES,
     params(("id" = String, Path, description = "Message id (UUID)")),
-    request_body = doc::MessageUpdateDoc,
+    request_body = MessageUpdate,
     responses(
-        (status = 200, description = "OK", body = doc::MessageDoc),
+        (status = 200, description = "OK", body = Message),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such message for this user", body = ErrorBody),
         (status = 409, description = "Its session is deleted", body = ErrorBody),
@@ -114,9 +114,9 @@ pub async fn delete_message(
 #[utoipa::path(
     tag = MESSAGES,
     params(("id" = String, Path, description = "Message id (UUID) of an assistant message")),
-    request_body = doc::NewFeedbackDoc,
+    request_body = NewFeedback,
     responses(
-        (status = 200, description = "OK", body = doc::FeedbackDoc),
+        (status = 200, description = "OK", body = Feedback),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such message for this user", body = ErrorBody),
         (status = 409, description = "Its session is deleted", body = ErrorBody),

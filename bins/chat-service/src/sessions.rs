@@ -3,13 +3,14 @@
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use confab_models::{
-    ChatSession, MessagePage, MessageQuery, NewMessage, NewSession, SessionExport, SessionPage,
-    SessionQuery, SessionSearchHit, SessionStatistics, SessionUpdate, UserSessionStats,
+    ChatSession, Message, MessagePage, MessageQuery, NewMessage, NewSession, SessionExport,
+    SessionPage, SessionQuery, SessionSearchHit, SessionStatistics, SessionStatus, SessionUpdate,
+    UserSessionStats,
 };
 use confab_web::{ApiError, Caller, ErrorBody};
 use serde::{Deserialize, Serialize};
 
-use crate::openapi::{self as doc, SESSIONS};
+use crate::openapi::SESSIONS;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -24,7 +25,7 @@ pub struct SessionSearchQuery {
 }
 
 /// Sessions found by search.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionSearchResults {
     /// Title matches first, then sessions by their best matching message.
     pub items: Vec<SessionSearchHit>,
@@ -48,9 +49,9 @@ pub struct ExportQuery {
 /// Creates a session.
 #[utoipa::path(
     tag = SESSIONS,
-    request_body(content = doc::NewSessionDoc, description = "Every field is optional"),
+    request_body(content = NewSession, description = "Every field is optional"),
     responses(
-        (status = 201, description = "Created", body = doc::ChatSessionDoc),
+        (status = 201, description = "Created", body = ChatSession),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     )
@@ -73,11 +74,11 @@ pub async fn create_session(
     tag = SESSIONS,
     params(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("status" = inline(Option<doc::SessionStatusDoc>), Query, description = "Only this state; default active and archived"),
+        ("status" = inline(Option<SessionStatus>), Query, description = "Only this state; default active and archived"),
         ("limit" = Option<u32>, Query, description = "Page size (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, description = "OK", body = doc::SessionPageDoc),
+        (status = 200, description = "OK", body = SessionPage),
         (status = 400, description = "Bad cursor, status or limit", body = ErrorBody),
     )
 )]
@@ -102,7 +103,7 @@ pub async fn list_sessions(
         ("limit" = Option<u32>, Query, description = "Most hits (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, description = "OK", body = doc::SessionSearchResultsDoc),
+        (status = 200, description = "OK", body = SessionSearchResults),
         (status = 400, description = "Missing q or bad limit", body = ErrorBody),
     )
 )]
@@ -120,7 +121,7 @@ pub async fn search_sessions(
 }
 
 /// Figures over the caller's sessions.
-#[utoipa::path(tag = SESSIONS, responses((status = 200, description = "OK", body = doc::UserSessionStatsDoc)))]
+#[utoipa::path(tag = SESSIONS, responses((status = 200, description = "OK", body = UserSessionStats)))]
 #[get("/api/sessions/stats")]
 pub async fn user_stats(
     state: Data,
@@ -132,9 +133,9 @@ pub async fn user_stats(
 /// Imports a JSON export (`GET /api/sessions/{id}/export?format=json`) as a new session.
 #[utoipa::path(
     tag = SESSIONS,
-    request_body = doc::SessionExportDoc,
+    request_body = SessionExport,
     responses(
-        (status = 201, description = "The new session", body = doc::ChatSessionDoc),
+        (status = 201, description = "The new session", body = ChatSession),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Not a session export, or invalid content", body = ErrorBody),
@@ -328,7 +329,7 @@ impl<'de> serde::de::Visitor<'de> for CountValues<'_> {
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, description = "OK", body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = ChatSession),
         (status = 400, description = "Not a UUID", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = ErrorBody),
     )
@@ -346,9 +347,9 @@ pub async fn get_session(
 #[utoipa::path(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
-    request_body = doc::SessionUpdateDoc,
+    request_body = SessionUpdate,
     responses(
-        (status = 200, description = "OK", body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = ChatSession),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
@@ -402,7 +403,7 @@ pub async fn delete_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, description = "OK", body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = ChatSession),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
     )
@@ -423,7 +424,7 @@ pub async fn archive_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, description = "OK", body = doc::ChatSessionDoc),
+        (status = 200, description = "OK", body = ChatSession),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
     )
@@ -444,7 +445,7 @@ pub async fn unarchive_session(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses(
-        (status = 200, description = "OK", body = doc::SessionStatisticsDoc),
+        (status = 200, description = "OK", body = SessionStatistics),
         (status = 404, description = "No such session for this user", body = ErrorBody),
     )
 )]
@@ -472,7 +473,7 @@ pub async fn session_statistics(
         ("limit" = Option<u32>, Query, description = "Page size (default 50, at most 200)"),
     ),
     responses(
-        (status = 200, description = "OK", body = doc::MessagePageDoc),
+        (status = 200, description = "OK", body = MessagePage),
         (status = 400, description = "Bad id or cursor", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
@@ -497,9 +498,9 @@ pub async fn list_messages(
 #[utoipa::path(
     tag = SESSIONS,
     params(("id" = String, Path, description = "Session id (UUID)")),
-    request_body = doc::NewMessageDoc,
+    request_body = NewMessage,
     responses(
-        (status = 201, description = "Created", body = doc::MessageDoc),
+        (status = 201, description = "Created", body = Message),
         (status = 404, description = "No such session for this user", body = ErrorBody),
         (status = 409, description = "The session is deleted", body = ErrorBody),
         (status = 413, description = "Content too long", body = ErrorBody),
@@ -529,7 +530,7 @@ pub async fn add_message(
     ),
     responses(
         (status = 200, description = "The document, as an attachment", content(
-            (doc::SessionExportDoc = "application/json"),
+            (SessionExport = "application/json"),
             (String = "text/markdown"),
             (String = "text/plain"),
         )),

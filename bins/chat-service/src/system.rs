@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::openapi::{self as doc, SYSTEM};
+use crate::openapi::SYSTEM;
 use crate::state::AppState;
 
 /// Name of this service in health answers.
@@ -282,7 +282,6 @@ pub struct Stats {
     /// Feedback aggregate.
     pub experience: ExperienceFigures,
     /// The caller's sessions.
-    #[schema(value_type = doc::UserSessionStatsDoc)]
     pub user: UserSessionStats,
 }
 

@@ -301,7 +301,7 @@ impl Connection {
         let actor = confab_rag::knowledge::Actor::new(self.user_id.clone(), self.admin);
         kb.readable_collections(&actor, ids)
             .await
-            .map_err(crate::knowledge::kb_error)
+            .map_err(ApiError::from)
     }
 
     /// Opens (or resumes) the connection's session and sends `ready`.

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Invalid,
     /// The input is larger than allowed.
     TooLarge,
+    /// The input is of a type (a file or body format) that is not accepted.
+    UnsupportedMedia,
     /// Credentials are missing, wrong, expired or revoked.
     Unauthorized,
     /// Authenticated, but not allowed to do this.
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Malformed => "bad_request",
             ErrorKind::Invalid => "validation_error",
             ErrorKind::TooLarge => "payload_too_large",
+            ErrorKind::UnsupportedMedia => "unsupported_media_type",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
@@ -59,10 +62,11 @@ impl ErrorKind {
     }
 
     /// Every kind (a rate limit without a wait).
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Malformed,
         ErrorKind::Invalid,
         ErrorKind::TooLarge,
+        ErrorKind::UnsupportedMedia,
         ErrorKind::Unauthorized,
         ErrorKind::Forbidden,
         ErrorKind::NotFound,
@@ -144,6 +148,7 @@ mod tests {
     #[test]
     fn server_faults_are_not_client_errors() {
         assert!(ErrorKind::Conflict.is_client_error());
+        assert!(ErrorKind::UnsupportedMedia.is_client_error());
         assert!(ErrorKind::RateLimited { retry_after: None }.is_client_error());
         assert!(!ErrorKind::Upstream.is_client_error());
         assert!(!ErrorKind::Internal.is_client_error());

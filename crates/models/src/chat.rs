@@ -61,6 +61,7 @@ macro_rules! string_enum {
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MessageRole {
     /// The human user.
@@ -82,6 +83,7 @@ string_enum!(MessageRole, "role", {
 
 /// Lifecycle state of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     /// Listed and writable.
@@ -101,6 +103,7 @@ string_enum!(SessionStatus, "status", {
 
 /// A conversation: the container of messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatSession {
     /// Session id.
     pub id: Uuid,
@@ -124,11 +127,13 @@ pub struct ChatSession {
     pub message_count: i64,
     /// Free-form metadata.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::MetadataSchema, required = true))]
     pub metadata: Metadata,
 }
 
 /// One message of a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Message id.
     pub id: Uuid,
@@ -151,6 +156,7 @@ pub struct Message {
     pub response_time: Option<f64>,
     /// Free-form metadata.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::MetadataSchema, required = true))]
     pub metadata: Metadata,
 }
 
@@ -178,6 +184,9 @@ impl Usage {
 
 /// A retrieved passage an answer is grounded on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Named by the route that documents it, `/api/knowledge/{id}/search`.
+#[cfg_attr(feature = "openapi", schema(as = KnowledgeSource))]
 pub struct SourceInfo {
     /// Where the passage comes from (file path or lesson reference).
     pub file_path: String,
@@ -187,6 +196,7 @@ pub struct SourceInfo {
     pub score: f64,
     /// chunk_index, title, document_id, collection, ...
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::MetadataSchema, required = true))]
     pub metadata: Metadata,
 }
 

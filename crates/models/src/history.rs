@@ -12,6 +12,7 @@ use crate::chat::{ChatSession, Message, MessageRole, ParseEnumError};
 
 /// Input of `SessionService::create`. Missing fields get defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewSession {
     /// Title; defaults to "New chat".
     #[serde(default)]
@@ -27,11 +28,13 @@ pub struct NewSession {
     pub course_id: Option<String>,
     /// Metadata; must be a JSON object when given.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::MetadataSchema>))]
     pub metadata: Option<serde_json::Value>,
 }
 
 /// Input of `SessionService::update`: only the given fields change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionUpdate {
     /// New title.
     #[serde(default)]
@@ -41,11 +44,13 @@ pub struct SessionUpdate {
     pub model_id: Option<String>,
     /// New metadata (replaces the old object); must be a JSON object.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::MetadataSchema>))]
     pub metadata: Option<serde_json::Value>,
 }
 
 /// Input of `HistoryService::save_message`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMessage {
     /// Author.
     pub role: MessageRole,
@@ -56,12 +61,15 @@ pub struct NewMessage {
     pub model_id: Option<String>,
     /// Tokens spent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000_000))]
     pub tokens_used: Option<i64>,
     /// Seconds the model took.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 86_400.0))]
     pub response_time: Option<f64>,
     /// Metadata; must be a JSON object when given.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::MetadataSchema>))]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -81,17 +89,20 @@ impl NewMessage {
 
 /// Input of `HistoryService::update_message`: only the given fields change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageUpdate {
     /// New content.
     #[serde(default)]
     pub content: Option<String>,
     /// New metadata (replaces the old object); must be a JSON object.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::MetadataSchema>))]
     pub metadata: Option<serde_json::Value>,
 }
 
 /// One page of a user's sessions, most recently updated first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionPage {
     /// The sessions of this page.
     pub items: Vec<ChatSession>,
@@ -101,6 +112,7 @@ pub struct SessionPage {
 
 /// One page of a session's messages, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagePage {
     /// The messages of this page, newest first.
     pub items: Vec<Message>,
@@ -113,6 +125,7 @@ pub struct MessagePage {
 
 /// A message found by full-text search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageSearchHit {
     /// The matching message.
     pub message: Message,
@@ -126,6 +139,7 @@ pub struct MessageSearchHit {
 
 /// A session found by `search_sessions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionSearchHit {
     /// The matching session.
     pub session: ChatSession,
@@ -137,6 +151,7 @@ pub struct SessionSearchHit {
 
 /// Aggregate figures over one user's sessions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserSessionStats {
     /// Sessions not deleted.
     pub total_sessions: i64,
@@ -154,6 +169,7 @@ pub struct UserSessionStats {
 
 /// Figures about one session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionStatistics {
     /// The session.
     pub session_id: Uuid,
@@ -179,6 +195,7 @@ pub struct SessionStatistics {
 
 /// What `cleanup_old` did, or in a dry run would do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CleanupReport {
     /// Whether nothing was changed.
     pub dry_run: bool,
@@ -259,6 +276,7 @@ impl FromStr for ExportFormat {
 
 /// The JSON export of a session; `import_session` reads it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionExport {
     /// Document format tag, [`SessionExport::FORMAT`].
     pub format: String,
@@ -306,6 +324,7 @@ pub struct MessageQuery {
 /// A long-term memory item: something the user asked the assistant to
 /// remember across sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemoryItem {
     /// Item id.
     pub id: Uuid,
@@ -317,6 +336,7 @@ pub struct MemoryItem {
     pub created_at: DateTime<Utc>,
     /// Free-form metadata (e.g. the session it came from).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::MetadataSchema, required = true))]
     pub metadata: crate::chat::Metadata,
 }
 
@@ -324,6 +344,7 @@ pub struct MemoryItem {
 /// optional comment. Thumbs up counts as 5, thumbs down as 1 when no score
 /// is given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewFeedback {
     /// Score from 1 (bad) to 5 (great).
     #[serde(default)]
@@ -338,6 +359,7 @@ pub struct NewFeedback {
 
 /// Stored feedback on a message (one per user and message; giving it again replaces it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Feedback {
     /// Feedback id.
     pub id: Uuid,
@@ -357,6 +379,7 @@ pub struct Feedback {
 
 /// Aggregate of feedback (`GET /api/experience`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExperienceSummary {
     /// How many feedback items.
     pub total: i64,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 /// A knowledge base as listed and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeBase {
     /// Base id.
     pub id: Uuid,
@@ -34,6 +35,7 @@ pub struct KnowledgeBase {
 
 /// Body of `POST /api/knowledge`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewKnowledgeBase {
     /// Display name (1..=200 characters).
@@ -45,6 +47,7 @@ pub struct NewKnowledgeBase {
 
 /// Body of `PATCH /api/knowledge/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KnowledgeBaseUpdate {
     /// New name.
@@ -54,6 +57,7 @@ pub struct KnowledgeBaseUpdate {
 
 /// Ingestion state of a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentStatus {
     /// Waiting for a worker.
@@ -95,6 +99,7 @@ impl DocumentStatus {
 
 /// A document of a knowledge base.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeDocument {
     /// Document id.
     pub id: Uuid,
@@ -124,6 +129,7 @@ pub struct KnowledgeDocument {
 
 /// One indexed chunk of a document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeChunk {
     /// Position in the document.
     pub index: i32,
@@ -139,6 +145,7 @@ pub struct KnowledgeChunk {
 /// A document with a preview of its text and its chunks
 /// (`GET /api/knowledge/{id}/documents/{doc}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeDocumentDetail {
     /// The document.
     #[serde(flatten)]
@@ -151,6 +158,8 @@ pub struct KnowledgeDocumentDetail {
 
 /// What one uploaded file became (`POST /api/knowledge/{id}/documents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = KnowledgeUpload))]
 pub struct UploadResult {
     /// The document (new, replaced, or unchanged).
     pub document: KnowledgeDocument,
@@ -160,6 +169,7 @@ pub struct UploadResult {
 
 /// A progress event of `GET /api/knowledge/{id}/events`: a document's state changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeEvent {
     /// The document now.
     pub document: KnowledgeDocument,

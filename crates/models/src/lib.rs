@@ -4,13 +4,17 @@
 //!
 //! This crate depends on serde (and chrono / uuid for their serde forms)
 //! only, so API clients can reuse it without pulling in a database or a web
-//! framework.
+//! framework. The feature `openapi` derives `utoipa::ToSchema` on the DTOs
+//! (the servers' OpenAPI documents are built from these types); without it
+//! utoipa is not built.
 
 pub mod accounts;
 pub mod chat;
 pub mod events;
 pub mod history;
 pub mod knowledge;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 
 pub use chat::{
     ChatResponse, ChatSession, Message, MessageRole, Metadata, ParseEnumError, SessionStatus,

@@ -93,8 +93,9 @@ impl DomainError for RagError {
             // 409 `quota_exceeded`: the user's documents or bytes are used up.
             RagError::Quota(_) => ErrorKind::Conflict,
             RagError::Upload(crate::knowledge::UploadError::TooLarge { .. }) => ErrorKind::TooLarge,
-            // `unsupported_media_type` (415) has no kind of its own: the
-            // knowledge routes answer it themselves; elsewhere it is invalid.
+            RagError::Upload(crate::knowledge::UploadError::Unsupported(_)) => {
+                ErrorKind::UnsupportedMedia
+            }
             RagError::Upload(_) => ErrorKind::Invalid,
             RagError::Io { .. } | RagError::Index(_) => ErrorKind::Internal,
             // Retrieval cannot run without its embedding model, whatever
@@ -108,9 +109,6 @@ impl DomainError for RagError {
         match self {
             RagError::DimensionMismatch { .. } => "dimension_mismatch",
             RagError::ModelMismatch { .. } => "model_mismatch",
-            RagError::Upload(crate::knowledge::UploadError::Unsupported(_)) => {
-                "unsupported_media_type"
-            }
             RagError::Quota(_) => "quota_exceeded",
             RagError::Embedding(e) => e.code(),
             RagError::Store(e) => e.code(),

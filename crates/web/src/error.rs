@@ -100,6 +100,15 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
+    /// 415: the body (or an uploaded file) is of a type not accepted here.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
     /// 429: slow down.
     pub fn too_many_requests(message: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
@@ -190,6 +199,7 @@ impl ApiError {
             ErrorKind::Malformed => StatusCode::BAD_REQUEST,
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -260,6 +270,7 @@ mod tests {
             (ErrorKind::Malformed, 400, "bad_request"),
             (ErrorKind::Invalid, 422, "validation_error"),
             (ErrorKind::TooLarge, 413, "payload_too_large"),
+            (ErrorKind::UnsupportedMedia, 415, "unsupported_media_type"),
             (ErrorKind::Unauthorized, 401, "unauthorized"),
             (ErrorKind::Forbidden, 403, "forbidden"),
             (ErrorKind::NotFound, 404, "not_found"),

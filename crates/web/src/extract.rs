@@ -25,9 +25,7 @@ pub fn json_error(err: &JsonPayloadError) -> ApiError {
         JsonPayloadError::Overflow { limit } => {
             ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"))
         }
-        JsonPayloadError::ContentType => ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        JsonPayloadError::ContentType => ApiError::unsupported_media_type(
             "expected a JSON body (Content-Type: application/json)",
         ),
         JsonPayloadError::Deserialize(e) => {
