@@ -27,7 +27,8 @@
 //!    `TEST_PGVECTOR_URL`.
 //!
 //! Other settings: `CONFAB_BENCH_SKIP_LOCAL=1` (no local-embedder run),
-//! `CONFAB_BENCH_SKIP_INGEST=1`, `CONFAB_BENCH_SKIP_RETRIEVAL=1`.
+//! `CONFAB_BENCH_SKIP_INGEST=1`, `CONFAB_BENCH_SKIP_RETRIEVAL=1`,
+//! `CONFAB_BENCH_SKIP_SQLITE=1` (retrieval on the PostgreSQL servers only).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -381,8 +382,10 @@ fn main() {
             println!(
                 "retrieval: one base (36 files) among {bases} bases of ~{chunks} chunks, builtin embedder, k = 5"
             );
-            let sqlite = TestDb::sqlite();
-            retrieval("sqlite", sqlite.db(), bases, chunks).await;
+            if !flag("CONFAB_BENCH_SKIP_SQLITE") {
+                let sqlite = TestDb::sqlite();
+                retrieval("sqlite", sqlite.db(), bases, chunks).await;
+            }
             if let Some(pg) = TestDb::postgres() {
                 retrieval("postgres", pg.db(), bases, chunks).await;
             }
