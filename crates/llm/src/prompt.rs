@@ -49,8 +49,14 @@ pub fn parse_sources(text: &str) -> Vec<PromptSource> {
         return Vec::new();
     };
     let mut out: Vec<PromptSource> = Vec::new();
+    let mut after_blank = true;
     for line in text[start + SOURCES_HEADER.len()..].lines() {
-        if let Some(header) = parse_header(line) {
+        // A passage may itself quote a numbered list ("[1] notes.md: ..."):
+        // a header is the next number, first or after a blank line, as
+        // format_sources writes it.
+        let header = parse_header(line).filter(|(n, _)| *n == out.len() + 1 && after_blank);
+        after_blank = line.trim().is_empty();
+        if let Some(header) = header {
             out.push(PromptSource {
                 number: header.0,
                 label: header.1.to_owned(),
@@ -96,5 +102,19 @@ mod tests {
         assert_eq!(parsed[0].text, "First passage.\nSecond line.");
         assert_eq!(parsed[1].label, "b c.md");
         assert!(parse_sources("no sources here").is_empty());
+    }
+
+    #[test]
+    fn numbered_lines_inside_a_passage_are_text() {
+        let lesson = "Prompt like this:\n\n[1] lessons/borrowing.md: \"one mutable...\"\n[2] lessons/ownership.md: \"dropped...\"\n\nThen ask.";
+        let text = format_sources([
+            ("lessons/prompting", lesson),
+            ("lessons/ownership", "Each value has one owner."),
+        ]);
+        let parsed = parse_sources(&text);
+        assert_eq!(parsed.len(), 2, "{parsed:#?}");
+        assert_eq!(parsed[0].text, lesson);
+        assert_eq!(parsed[1].label, "lessons/ownership");
+        assert_eq!(parsed[1].text, "Each value has one owner.");
     }
 }
