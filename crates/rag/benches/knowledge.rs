@@ -32,6 +32,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The retrieval questions of the tests (tests/fixtures/questions.json).
+#[allow(dead_code)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -181,23 +186,6 @@ async fn ingest(
     (mbps, cps)
 }
 
-/// One retrieval question and the fixture file that answers it.
-#[derive(serde::Deserialize)]
-struct Question {
-    question: String,
-    expected: String,
-    #[serde(default)]
-    lang: Option<String>,
-}
-
-fn questions() -> Vec<Question> {
-    let text = std::fs::read_to_string(fixtures().join("questions.json")).unwrap();
-    let all: Vec<Question> = serde_json::from_str(&text).unwrap();
-    all.into_iter()
-        .filter(|q| q.lang.as_deref().unwrap_or("en") == "en")
-        .collect()
-}
-
 /// Words of the fixture corpus, for the other bases' text.
 fn vocabulary() -> Vec<String> {
     let mut words = std::collections::BTreeSet::new();
@@ -248,7 +236,7 @@ struct Latency {
 }
 
 /// Asks every question (3 rounds) in the base; p50, p99 and recall@5.
-async fn ask(k: &KnowledgeService, a: &Actor, kb: Uuid, qs: &[Question]) -> Latency {
+async fn ask(k: &KnowledgeService, a: &Actor, kb: Uuid, qs: &[support::Question]) -> Latency {
     let mut times = Vec::with_capacity(qs.len() * 3);
     let mut found = 0;
     for round in 0..3 {
@@ -283,7 +271,7 @@ async fn retrieval(name: &str, db: &Db, bases: usize, chunks: usize) {
         k.upload(&owner, kb, batch.to_vec()).await.unwrap();
     }
     drain(&k, 2).await;
-    let qs = questions();
+    let qs = support::english_questions();
     let alone = ask(&k, &owner, kb, &qs).await;
 
     // The other bases: short chunks (48 tokens) so that a million fit in memory and time.
