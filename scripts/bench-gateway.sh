@@ -92,22 +92,15 @@ EMAIL=bench@example.com
 PASSWORD='bench-Passw0rd-long-enough'
 MESSAGE='"messages":[{"role":"user","content":"hello"}]'
 
-log() { printf 'bench-gateway: %s\n' "$*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
+LOG_NAME=bench-gateway
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v python3 >/dev/null || die "python3 is needed for the summary"
 command -v curl >/dev/null || die "curl is needed to register the user"
 
 # --- file descriptors: an overloaded run keeps up to 10000 requests waiting.
-hard=$(ulimit -Hn)
-if [ "$hard" = unlimited ]; then
-  ulimit -n 65536 2>/dev/null || true
-else
-  ulimit -n "$hard" 2>/dev/null || true
-fi
+raise_nofile >/dev/null
 
 # --- build
 if [ "${BENCH_GW_NO_BUILD:-0}" != 1 ]; then
@@ -123,31 +116,16 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-gateway.XXXXXX")
 FAKE_PID=
 CHAT_PID=
 GW_PID=
-# shellcheck disable=SC2317  # stop and cleanup run from the EXIT trap
-stop() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || {
-      wait "$pid" 2>/dev/null || true
-      return 0
-    }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
-# shellcheck disable=SC2317
+# shellcheck disable=SC2317  # cleanup runs from the EXIT trap
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  stop "$GW_PID"
+  stop_pid "$GW_PID"
   # A second TERM makes chat-service skip its grace period.
   if [ -n "$CHAT_PID" ]; then kill -TERM "$CHAT_PID" 2>/dev/null || true; fi
-  stop "$CHAT_PID"
-  stop "$FAKE_PID"
+  stop_pid "$CHAT_PID"
+  stop_pid "$FAKE_PID"
   if [ "$status" -ne 0 ]; then
     for f in fake chat gateway; do
       if [ -s "$WORK/$f.err" ]; then
@@ -162,20 +140,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Waits for `listening on http://ADDR` in FILE; prints ADDR.
-listening_addr() {
-  local file=$1 pid=$2 name=$3
-  for _ in $(seq 1 300); do
-    if grep -q '^listening on http://' "$file" 2>/dev/null; then
-      sed -n 's#^listening on http://\([^/[:space:]]*\).*#\1#p' "$file" | head -n 1
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || die "$name exited before listening"
-    sleep 0.1
-  done
-  die "$name did not start listening within 30 s"
-}
 
 # Variables of the checkout's environment that would change the setup.
 CLEAN_ENV=(-u CONFAB_LLM_PROVIDER -u OLLAMA_HOST -u OPENAI_API_KEY -u CONFAB_MCP_SERVERS

