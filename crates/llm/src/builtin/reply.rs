@@ -1,37 +1,19 @@
-//! The built-in offline provider: deterministic replies and embeddings with
-//! no weights and no network, used when no real model is configured.
-//!
-//! Replies follow fixed rules, checked in order:
-//!
-//! 1. the last message is a tool result: summarise the results of the last
-//!    round of tool calls;
-//! 2. tools are offered and the last user message names one (`list_tracks`
-//!    or `list tracks`, any case): call it, filling required arguments;
-//! 3. a system or user message carries a sources block
-//!    ([`crate::prompt::parse_sources`]): answer with the source sentences
-//!    that share most words with the question, citing them as `[n]`;
-//! 4. otherwise: say this is the offline model and how to configure a real one.
-//!
-//! Text streams one word per chunk (whitespace kept attached), then a
-//! `Usage` chunk, then `Finish`. `max_tokens` counts those word chunks;
-//! `stop` sequences cut the text before the first one found.
+//! The built-in model's reply rules (see the [module documentation](super)).
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
-use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value};
 
+use rust_stemmers::{Algorithm, Stemmer};
+
+use super::{is_stop_word, words};
 use crate::prompt::{PromptSource, SOURCES_HEADER, parse_sources};
 use crate::{
-    BoxFuture, ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatStream, EmbeddingModel,
-    FinishReason, LlmError, Role, ToolCall, ToolDefinition, Usage,
+    ChatChunk, ChatMessage, ChatRequest, FinishReason, LlmError, Role, ToolCall, ToolDefinition,
+    Usage,
 };
 
-/// Provider and model name.
-const NAME: &str = "builtin";
-/// Length of every embedding.
-const DIMENSIONS: usize = 384;
 /// Most characters of one tool result quoted back.
 const TOOL_RESULT_CHARS: usize = 600;
 /// Most characters of the user's question echoed by the offline reply.
@@ -42,194 +24,6 @@ const SENTENCE_CHARS: usize = 400;
 const MAX_SENTENCES: usize = 3;
 /// Id of the tool call the model makes.
 const CALL_ID: &str = "call_builtin_0";
-/// Embedding weight of a content word.
-const WORD_WEIGHT: f32 = 1.0;
-/// Embedding weight of a character 3-gram of a content word.
-const NGRAM_WEIGHT: f32 = 0.35;
-/// Factor applied to stop words (and their n-grams) in embeddings.
-const STOP_WORD_FACTOR: f32 = 0.2;
-
-/// Words that carry no topic: ignored when matching questions to sources,
-/// down-weighted in embeddings. Words under three ASCII letters are treated
-/// the same way.
-const STOP_WORDS: &[&str] = &[
-    "about",
-    "above",
-    "after",
-    "again",
-    "all",
-    "also",
-    "and",
-    "answer",
-    "any",
-    "are",
-    "based",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "can",
-    "cannot",
-    "cite",
-    "context",
-    "could",
-    "describe",
-    "did",
-    "does",
-    "doing",
-    "done",
-    "down",
-    "during",
-    "each",
-    "explain",
-    "few",
-    "following",
-    "for",
-    "from",
-    "further",
-    "get",
-    "give",
-    "had",
-    "has",
-    "have",
-    "having",
-    "her",
-    "here",
-    "hers",
-    "him",
-    "his",
-    "how",
-    "into",
-    "its",
-    "itself",
-    "just",
-    "let",
-    "like",
-    "may",
-    "might",
-    "more",
-    "most",
-    "much",
-    "must",
-    "myself",
-    "not",
-    "now",
-    "off",
-    "once",
-    "only",
-    "other",
-    "our",
-    "ours",
-    "out",
-    "over",
-    "own",
-    "please",
-    "provided",
-    "question",
-    "same",
-    "shall",
-    "she",
-    "should",
-    "show",
-    "some",
-    "source",
-    "sources",
-    "such",
-    "tell",
-    "than",
-    "that",
-    "the",
-    "their",
-    "theirs",
-    "them",
-    "then",
-    "there",
-    "these",
-    "they",
-    "this",
-    "those",
-    "through",
-    "too",
-    "under",
-    "until",
-    "use",
-    "using",
-    "very",
-    "want",
-    "was",
-    "were",
-    "what",
-    "when",
-    "where",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "why",
-    "will",
-    "with",
-    "would",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-];
-
-/// confab's offline, deterministic model: no weights, no network.
-///
-/// The same request always yields the same chunks. See the module
-/// documentation for the reply rules.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BuiltinProvider;
-
-impl BuiltinProvider {
-    /// Length of every embedding this provider returns.
-    pub const DIMENSIONS: usize = DIMENSIONS;
-
-    /// A new built-in provider.
-    pub fn new() -> Self {
-        Self
-    }
-}
-
-impl ChatModel for BuiltinProvider {
-    fn provider(&self) -> &str {
-        NAME
-    }
-
-    fn default_model(&self) -> &str {
-        NAME
-    }
-
-    fn about(&self) -> Option<String> {
-        Some(format!(
-            "builtin: the offline extractive model, no language model at all: it answers by quoting the retrieved sentences that best match the question (with [n] citations); it cannot explain, rephrase or reason; {}",
-            crate::SWITCH_HINT
-        ))
-    }
-
-    fn stream(&self, request: ChatRequest) -> ChatStream {
-        Box::pin(stream::once(async move { respond(&request) }).flat_map(stream::iter))
-    }
-}
-
-impl EmbeddingModel for BuiltinProvider {
-    fn dimensions(&self) -> usize {
-        DIMENSIONS
-    }
-
-    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, LlmError>> {
-        Box::pin(async move { Ok(texts.iter().map(|t| embed_text(t)).collect()) })
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Chat
-// ---------------------------------------------------------------------------
 
 /// What the model decided to answer.
 enum Reply {
@@ -240,7 +34,7 @@ enum Reply {
 }
 
 /// Every item of the reply stream for `request`.
-fn respond(request: &ChatRequest) -> Vec<Result<ChatChunk, LlmError>> {
+pub(super) fn respond(request: &ChatRequest) -> Vec<Result<ChatChunk, LlmError>> {
     let prompt_tokens = count_u32(
         request
             .messages
@@ -606,7 +400,9 @@ fn sources_reply(request: &ChatRequest) -> Option<String> {
         for (position, sentence) in split_sentences(&source.text).into_iter().enumerate() {
             let sentence_terms: BTreeSet<String> = terms(&sentence).collect();
             let score = question_terms.intersection(&sentence_terms).count();
-            if score > 0 {
+            // A sentence quoting citations of its own (an example prompt)
+            // would mix its `[n]` with the answer's.
+            if score > 0 && !has_citation(&sentence) {
                 candidates.push(Candidate {
                     source: si,
                     position,
@@ -647,6 +443,25 @@ fn sources_reply(request: &ChatRequest) -> Option<String> {
     answer.push_str("\n\nSources: ");
     answer.push_str(&list_sources(used.iter().filter_map(|&i| sources.get(i))));
     Some(answer)
+}
+
+/// Whether `text` holds a citation marker such as `[1]`: digits in
+/// brackets that do not follow a name (`v[0]` is indexing).
+fn has_citation(text: &str) -> bool {
+    let mut prev: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        let follows_name = prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '_' | ')' | ']'));
+        if c == '[' && !follows_name {
+            let rest = text.get(i + 1..).unwrap_or("");
+            if let Some((inside, _)) = rest.split_once(']') {
+                if !inside.is_empty() && inside.bytes().all(|b| b.is_ascii_digit()) {
+                    return true;
+                }
+            }
+        }
+        prev = Some(c);
+    }
+    false
 }
 
 /// `[1] a.md; [2] b.md`.
@@ -702,32 +517,14 @@ fn question_text(request: &ChatRequest, sources_at: usize, sources: &mut [Prompt
     paragraph.to_owned()
 }
 
-/// Whether `word` (lowercase) carries no topic.
-fn is_stop_word(word: &str) -> bool {
-    (word.is_ascii() && word.len() < 3) || STOP_WORDS.binary_search(&word).is_ok()
-}
-
-/// A crude plural strip so `passwords` matches `password`.
-fn stem(word: &str) -> &str {
-    if word.is_ascii() && word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
-        word.get(..word.len() - 1).unwrap_or(word)
-    } else {
-        word
-    }
-}
-
-/// Lowercase words split on anything not alphanumeric.
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-}
-
-/// The content terms of `text`: lowercase, stop words dropped, stemmed.
+/// The content terms of `text`: lowercase, stop words dropped, reduced to
+/// their Snowball (Porter 2) English stem, so that "mutably" meets
+/// "mutable" and "borrow" meets "borrowed".
 fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
+    let stemmer = Stemmer::create(Algorithm::English);
     words(text)
         .filter(|w| !is_stop_word(w))
-        .map(|w| stem(&w).to_owned())
+        .map(move |w| stemmer.stem(&w).into_owned())
 }
 
 /// Sentences of a passage: paragraphs and Markdown list items/headings are
@@ -826,108 +623,9 @@ fn offline_reply(question: Option<&str>) -> String {
     out
 }
 
-// ---------------------------------------------------------------------------
-// Embeddings
-// ---------------------------------------------------------------------------
-
-/// FNV-1a (64-bit), fixed so vectors never change between runs or builds.
-struct Fnv(u64);
-
-impl Fnv {
-    /// A hasher seeded with a feature kind.
-    fn new(kind: u8) -> Self {
-        let mut h = Self(0xcbf2_9ce4_8422_2325);
-        h.byte(kind);
-        h
-    }
-
-    /// Mixes in one byte.
-    fn byte(&mut self, b: u8) {
-        self.0 ^= u64::from(b);
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-
-    /// Mixes in one character's UTF-8 bytes.
-    fn char(&mut self, c: char) {
-        let mut buf = [0u8; 4];
-        for &b in c.encode_utf8(&mut buf).as_bytes() {
-            self.byte(b);
-        }
-    }
-
-    /// The hash, with a final avalanche so low bits are well spread.
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^= x >> 33;
-        x
-    }
-}
-
-/// Adds `weight` to the feature's bucket with the feature's sign.
-fn add_feature(vector: &mut [f32], hasher: &Fnv, weight: f32) {
-    let h = hasher.finish();
-    let bucket = (h % DIMENSIONS as u64) as usize;
-    let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-    if let Some(slot) = vector.get_mut(bucket) {
-        *slot += sign * weight;
-    }
-}
-
-/// A deterministic hashed bag-of-words + character 3-gram vector,
-/// L2-normalised (the zero vector for text without words).
-fn embed_text(text: &str) -> Vec<f32> {
-    let mut vector = vec![0.0f32; DIMENSIONS];
-    for word in words(text) {
-        let factor = if is_stop_word(&word) {
-            STOP_WORD_FACTOR
-        } else {
-            1.0
-        };
-        let mut h = Fnv::new(b'w');
-        for c in stem(&word).chars() {
-            h.char(c);
-        }
-        add_feature(&mut vector, &h, WORD_WEIGHT * factor);
-
-        let chars: Vec<char> = std::iter::once('<')
-            .chain(word.chars())
-            .chain(std::iter::once('>'))
-            .collect();
-        for gram in chars.windows(3) {
-            let mut h = Fnv::new(b'g');
-            for &c in gram {
-                h.char(c);
-            }
-            add_feature(&mut vector, &h, NGRAM_WEIGHT * factor);
-        }
-    }
-    let norm = vector
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    if norm > 0.0 && norm.is_finite() {
-        for x in &mut vector {
-            *x = (f64::from(*x) / norm) as f32;
-        }
-    } else {
-        vector.iter_mut().for_each(|x| *x = 0.0);
-    }
-    vector
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stop_words_are_sorted_for_binary_search() {
-        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
-    }
 
     #[test]
     fn split_words_round_trips() {
@@ -973,6 +671,15 @@ mod tests {
                 "five"
             ]
         );
+    }
+
+    #[test]
+    fn citation_markers_are_found() {
+        assert!(has_citation("[1] lessons/borrowing.md: \"At any time\""));
+        assert!(has_citation("see [12]."));
+        assert!(!has_citation("let first = &v[0];"));
+        assert!(!has_citation("an array [T] or a slice []"));
+        assert!(!has_citation("index v[i] here"));
     }
 
     #[test]
