@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 use confab_store::schema::{rag_chunks, rag_collections, rag_documents, rag_state};
-use confab_store::sql::{fts5_match, tsquery};
+use confab_store::sql::{QueryTerm, fts5_any, tsquery_any};
 use confab_store::{DbConnection, write_transaction};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -352,11 +352,11 @@ struct Ranked {
 /// (`kb:...`, which are only ever searched by name); `Some` those named.
 pub(crate) fn keyword_search(
     conn: &mut DbConnection,
-    tokens: &[String],
+    terms: &[QueryTerm],
     collections: Option<&[String]>,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>, RagError> {
-    if tokens.is_empty() || collections.is_some_and(<[String]>::is_empty) {
+    if terms.is_empty() || collections.is_some_and(<[String]>::is_empty) {
         return Ok(Vec::new());
     }
     let scope = scope_json(collections);
@@ -369,7 +369,7 @@ pub(crate) fn keyword_search(
                ELSE c.collection IN (SELECT value FROM json_each(?)) END) \
              ORDER BY bm25(rag_chunks_fts, 1.0, 1.0, 0.0) LIMIT ?",
         )
-        .bind::<Text, _>(fts5_scoped(tokens, collections))
+        .bind::<Text, _>(fts5_scoped(terms, collections))
         .bind::<Nullable<Text>, _>(&scope)
         .bind::<Nullable<Text>, _>(&scope)
         .bind::<BigInt, _>(limit as i64)
@@ -379,7 +379,7 @@ pub(crate) fn keyword_search(
              WHERE content_tsv @@ to_tsquery('simple', $1) AND collection NOT LIKE 'kb:%' \
              ORDER BY score DESC, seq LIMIT $2",
         )
-        .bind::<Text, _>(tsquery(tokens, true))
+        .bind::<Text, _>(tsquery_any(terms))
         .bind::<BigInt, _>(limit as i64)
         .load(c)?,
         // Scoped: the scope's rows first (the collection index), then the
@@ -394,7 +394,7 @@ pub(crate) fn keyword_search(
              WHERE content_tsv @@ to_tsquery('simple', $1) \
              ORDER BY score DESC, seq LIMIT $3",
         )
-        .bind::<Text, _>(tsquery(tokens, true))
+        .bind::<Text, _>(tsquery_any(terms))
         .bind::<Nullable<Text>, _>(&scope)
         .bind::<BigInt, _>(limit as i64)
         .load(c)?,
@@ -408,8 +408,8 @@ pub(crate) fn keyword_search(
 /// postings with the few collections' instead of ranking every match of
 /// every collection (the SQL filter on `rag_chunks.collection` stays, for
 /// exactness: a phrase also matches a longer name that contains it).
-fn fts5_scoped(tokens: &[String], collections: Option<&[String]>) -> String {
-    let words = format!("{{title content}} : ({})", fts5_match(tokens, true));
+fn fts5_scoped(terms: &[QueryTerm], collections: Option<&[String]>) -> String {
+    let words = format!("{{title content}} : ({})", fts5_any(terms));
     match collections {
         // A name with no letter or digit has no tokens to look up.
         Some(list) if list.iter().all(|c| c.chars().any(char::is_alphanumeric)) => {
@@ -575,14 +575,23 @@ mod tests {
 
     #[test]
     fn keyword_queries_are_scoped_by_collection() {
-        let words = ["rust".to_owned(), "borrow".to_owned()];
+        let words = [
+            QueryTerm {
+                text: "rust".into(),
+                prefix: false,
+            },
+            QueryTerm {
+                text: "borrow".into(),
+                prefix: true,
+            },
+        ];
         assert_eq!(
             fts5_scoped(&words, None),
-            r#"{title content} : ("rust" OR "borrow")"#
+            r#"{title content} : ("rust" OR "borrow"*)"#
         );
         assert_eq!(
             fts5_scoped(&words, Some(&["kb:0190-ab".into(), r#"say "hi""#.into()])),
-            r#"collection : ("kb:0190-ab" OR "say ""hi""") AND {title content} : ("rust" OR "borrow")"#
+            r#"collection : ("kb:0190-ab" OR "say ""hi""") AND {title content} : ("rust" OR "borrow"*)"#
         );
         // Nothing to look up in a name without letters or digits: no narrowing.
         assert_eq!(

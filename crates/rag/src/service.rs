@@ -8,8 +8,9 @@ use std::time::Instant;
 use chrono::Utc;
 use confab_llm::EmbeddingModel;
 use confab_models::{Metadata, SourceInfo};
-use confab_store::sql::search_tokens;
+use confab_store::sql::{QueryTerm, search_tokens};
 use confab_store::{Backend, Db};
+use rust_stemmers::{Algorithm, Stemmer};
 use serde_json::json;
 
 use crate::chunk::{Chunk, ChunkConfig};
@@ -700,9 +701,9 @@ impl Rag {
         };
         let keyword_hits = match keyword_scope {
             Some(scope) => {
-                let tokens = keyword_tokens(query);
+                let terms = keyword_terms(query);
                 self.db
-                    .run(move |conn| db::keyword_search(conn, &tokens, scope.as_deref(), n))
+                    .run(move |conn| db::keyword_search(conn, &terms, scope.as_deref(), n))
                     .await?
             }
             None => Vec::new(),
@@ -719,17 +720,20 @@ impl Rag {
             .await?;
         let by_id: HashMap<i64, ChunkDetail> = details.into_iter().map(|d| (d.seq, d)).collect();
         let mut out: Vec<SourceInfo> = Vec::with_capacity(k);
-        let mut taken: Vec<(String, i32)> = Vec::new();
+        let mut taken: Vec<&ChunkDetail> = Vec::new();
         for (id, score) in fused {
             let Some(d) = by_id.get(&id) else { continue };
-            // Neighbouring chunks of one document overlap: keep the better one.
-            if taken
-                .iter()
-                .any(|(doc, idx)| *doc == d.document_id && (idx - d.chunk_index).abs() <= 1)
-            {
+            // Neighbouring chunks of one section overlap: keep the better
+            // one. Chunks of two sections (another heading path) share no
+            // text, so both stay.
+            if taken.iter().any(|t| {
+                t.document_id == d.document_id
+                    && t.chunk_title == d.chunk_title
+                    && (t.chunk_index - d.chunk_index).abs() <= 1
+            }) {
                 continue;
             }
-            taken.push((d.document_id.clone(), d.chunk_index));
+            taken.push(d);
             out.push(source_info(d, score));
             if out.len() == k {
                 break;
@@ -861,6 +865,48 @@ fn keyword_tokens(query: &str) -> Vec<String> {
     if content.is_empty() { tokens } else { content }
 }
 
+/// Shortest stem searched as a prefix: shorter ones match too many words.
+const MIN_PREFIX_CHARS: usize = 4;
+
+/// The keyword query of `query`: each content word, and its Snowball stem
+/// (English for Latin words, Russian for Cyrillic ones) as a prefix, so
+/// that "mutably" finds "mutable" and "borrow" finds "borrowed" with an
+/// index that does no stemming of its own (SQLite `unicode61`, PostgreSQL
+/// `simple`: both language-neutral). The exact word is kept when the
+/// prefix does not cover it (`happi*` misses `happy`).
+fn keyword_terms(query: &str) -> Vec<QueryTerm> {
+    let english = Stemmer::create(Algorithm::English);
+    let russian = Stemmer::create(Algorithm::Russian);
+    let mut terms: Vec<QueryTerm> = Vec::new();
+    for token in keyword_tokens(query) {
+        let stemmer = if token.chars().all(|c| c.is_ascii_alphabetic()) {
+            Some(&english)
+        } else if token.chars().all(|c| matches!(c, 'а'..='я' | 'ё')) {
+            Some(&russian)
+        } else {
+            None
+        };
+        let stem = stemmer
+            .map(|s| s.stem(&token).into_owned())
+            .filter(|stem| stem.chars().count() >= MIN_PREFIX_CHARS);
+        let mut push = |text: String, prefix: bool| {
+            let term = QueryTerm { text, prefix };
+            if !terms.contains(&term) {
+                terms.push(term);
+            }
+        };
+        match stem {
+            Some(stem) if token.starts_with(&stem) => push(stem, true),
+            Some(stem) => {
+                push(token, false);
+                push(stem, true);
+            }
+            None => push(token, false),
+        }
+    }
+    terms
+}
+
 /// Reciprocal rank fusion of the two ranked lists, normalised so a chunk
 /// first in every list used scores 1.0.
 fn fuse(
@@ -960,5 +1006,35 @@ mod tests {
             ["tcp", "handshake", "work"]
         );
         assert_eq!(keyword_tokens("what is it"), ["what", "is", "it"]);
+    }
+
+    #[test]
+    fn keyword_terms_add_stems_as_prefixes() {
+        let term = |text: &str, prefix| QueryTerm {
+            text: text.into(),
+            prefix,
+        };
+        assert_eq!(
+            keyword_terms("How do I borrow a value mutably?"),
+            [
+                term("borrow", true),
+                term("valu", true),
+                term("mutabl", true)
+            ]
+        );
+        // Short stems, digits and other scripts stay exact words.
+        assert_eq!(
+            keyword_terms("tcp e0382 東京"),
+            [term("tcp", false), term("e0382", false), term("東京", false)]
+        );
+        assert_eq!(
+            keyword_terms("владение ссылками"),
+            [term("владен", true), term("ссылк", true)]
+        );
+        // A stem that is not a prefix of its word keeps the word.
+        assert_eq!(
+            keyword_terms("happy"),
+            [term("happy", false), term("happi", true)]
+        );
     }
 }

@@ -76,6 +76,35 @@ pub fn tsquery(tokens: &[String], any: bool) -> String {
     quoted.join(if any { " | " } else { " & " })
 }
 
+/// One word of a full-text query, from [`search_tokens`] (letters and
+/// digits only): matched whole, or as the prefix of indexed words (a stem,
+/// so that `borrow` finds `borrowed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryTerm {
+    /// The word or stem.
+    pub text: String,
+    /// Whether indexed words that start with `text` match too.
+    pub prefix: bool,
+}
+
+/// An FTS5 MATCH expression matching any of `terms` (`"word"`, `"stem"*`).
+pub fn fts5_any(terms: &[QueryTerm]) -> String {
+    let quoted: Vec<String> = terms
+        .iter()
+        .map(|t| format!("\"{}\"{}", t.text, if t.prefix { "*" } else { "" }))
+        .collect();
+    quoted.join(" OR ")
+}
+
+/// A `to_tsquery` expression matching any of `terms` (`'word'`, `'stem':*`).
+pub fn tsquery_any(terms: &[QueryTerm]) -> String {
+    let quoted: Vec<String> = terms
+        .iter()
+        .map(|t| format!("'{}'{}", t.text, if t.prefix { ":*" } else { "" }))
+        .collect();
+    quoted.join(" | ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +115,23 @@ mod tests {
             pg_placeholders("a = ? AND b = ? OR c = ?"),
             "a = $1 AND b = $2 OR c = $3"
         );
+    }
+
+    #[test]
+    fn prefix_terms() {
+        let terms = [
+            QueryTerm {
+                text: "mutably".into(),
+                prefix: false,
+            },
+            QueryTerm {
+                text: "mutabl".into(),
+                prefix: true,
+            },
+        ];
+        assert_eq!(fts5_any(&terms), "\"mutably\" OR \"mutabl\"*");
+        assert_eq!(tsquery_any(&terms), "'mutably' | 'mutabl':*");
+        assert_eq!(fts5_any(&[]), "");
     }
 
     #[test]
