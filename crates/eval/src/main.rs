@@ -96,7 +96,11 @@ struct Args {
     models: Vec<String>,
     floor: Option<f64>,
     limit: usize,
+    /// Run only question N (1-based), as numbered in the output.
+    only: Option<usize>,
     max_tokens: u32,
+    /// Print each whole answer and the passages it was given.
+    verbose: bool,
 }
 
 fn parse_args() -> Result<Args, EvalError> {
@@ -105,11 +109,13 @@ fn parse_args() -> Result<Args, EvalError> {
         floor: None,
         limit: usize::MAX,
         max_tokens: 160,
+        only: None,
+        verbose: false,
     };
     let mut it = std::env::args().skip(1);
     let usage = || {
         EvalError::Usage(
-            "eval [--model builtin|smollm2|gemma|PATH.gguf]... [--floor 0..1] [--limit N] [--max-tokens N]".into(),
+            "eval [--model builtin|smollm2|gemma|PATH.gguf]... [--floor 0..1] [--limit N] [--only N] [--max-tokens N] [--verbose]".into(),
         )
     };
     while let Some(a) = it.next() {
@@ -119,6 +125,8 @@ fn parse_args() -> Result<Args, EvalError> {
             "--floor" => args.floor = Some(value()?.parse().map_err(|_| usage())?),
             "--limit" => args.limit = value()?.parse().map_err(|_| usage())?,
             "--max-tokens" => args.max_tokens = value()?.parse().map_err(|_| usage())?,
+            "--only" => args.only = Some(value()?.parse().map_err(|_| usage())?),
+            "--verbose" => args.verbose = true,
             _ => return Err(usage()),
         }
     }
@@ -240,7 +248,10 @@ async fn run() -> Result<bool, EvalError> {
     let args = parse_args()?;
     let qa: Vec<Item> = serde_json::from_str(include_str!("../qa.json"))
         .map_err(|e| EvalError::Data(e.to_string()))?;
-    let qa: Vec<Item> = qa.into_iter().take(args.limit).collect();
+    let qa: Vec<Item> = match args.only {
+        Some(n) => qa.into_iter().skip(n.saturating_sub(1)).take(1).collect(),
+        None => qa.into_iter().take(args.limit).collect(),
+    };
 
     // The real RAG path over the demo catalogue, in a scratch database.
     let dir = std::env::temp_dir().join(format!("confab-eval-{}", std::process::id()));
@@ -300,8 +311,8 @@ async fn run() -> Result<bool, EvalError> {
             let started = Instant::now();
             let mut first = None;
             let mut last = started;
-            let (mut answer, mut sources, mut tokens, mut error) =
-                (String::new(), Vec::new(), 0u32, None);
+            let (mut answer, mut sources, mut passages, mut tokens, mut error) =
+                (String::new(), Vec::new(), Vec::new(), 0u32, None);
             let mut events =
                 backend.stream(item.question.clone(), Vec::new(), ChatContext::new("eval"));
             while let Some(event) = events.next().await {
@@ -313,7 +324,8 @@ async fn run() -> Result<bool, EvalError> {
                         answer.push_str(&t);
                     }
                     ChatEvent::Sources(s) => {
-                        sources = s.into_iter().map(|s| s.file_path).collect();
+                        sources = s.iter().map(|s| s.file_path.clone()).collect();
+                        passages = s;
                     }
                     ChatEvent::Finished { usage, .. } => tokens = usage.completion_tokens,
                     ChatEvent::Error(e) => error = Some(e.to_string()),
@@ -328,7 +340,7 @@ async fn run() -> Result<bool, EvalError> {
                 f64::from(tokens.saturating_sub(1)) / (last - first).as_secs_f64().max(1e-9);
             println!(
                 "{label} #{:02} {} fact={} cite={} contra={} retrieved={} ttft={:.0}ms | {} | {}",
-                i + 1,
+                args.only.unwrap_or(i + 1),
                 if score.correct() { "OK  " } else { "MISS" },
                 score.fact as u8,
                 score.cites as u8,
@@ -338,6 +350,18 @@ async fn run() -> Result<bool, EvalError> {
                 item.question,
                 error.unwrap_or_else(|| answer.replace('\n', " ").chars().take(160).collect()),
             );
+            if args.verbose {
+                println!("  answer: {answer}");
+                for (k, p) in passages.iter().enumerate() {
+                    println!(
+                        "  [{}] {} (score {:.3}): {}",
+                        k + 1,
+                        p.file_path,
+                        p.score,
+                        p.content.replace('\n', " ")
+                    );
+                }
+            }
             scores.push(score);
         }
         let n = scores.len().max(1) as f64;
