@@ -15,7 +15,7 @@ help:
 	@echo "make bench-ws chat-service WebSocket load benchmark (1000 conversations, 10000 idle sockets)"
 	@echo "make bench-gateway  gateway overhead: /v1/chat/completions through gateway + chat-service vs the fake LLM directly, at fixed rates"
 	@echo "make bench-knowledge  knowledge bases: ingestion MB/s and chunks/s of a 50 MB mixed corpus (PDF, DOCX, HTML, Markdown, text) per stage, builtin and local embedders; scoped search p50/p99 and recall@5 in one base among 1,000 bases of 1,000 chunks"
-	@echo "make bench-embed  local embedding model (all-MiniLM-L6-v2): load time, sentences/s in batches of 32 vs the built-in embedder"
+	@echo "make bench-embed  local embedding model (all-MiniLM-L6-v2): load time, sentences/s in batches of 32 vs the built-in embedder; then its roofline (GFLOP/s on ~300-token chunks beside candle's f32 matmul peak, 2 threads)"
 	@echo "make eval     answer quality: 47 grounded questions over the demo lessons through the real RAG path, scored (key fact, citation, no contradiction); EVAL_ARGS='--model smollm2 --model gemma --model builtin' compares models, EVAL_FLOOR fails below a score"
 	@echo "make bench-local  local GGUF chat model (SmolLM2) vs llama.cpp's server, 1 and 2 threads: load time, tokens/s, ratio"
 	@echo "make up       docker compose stack (PostgreSQL+pgvector, Redis, 2 chat-service replicas, api-gateway); creates .env with generated secrets when missing"
@@ -64,6 +64,7 @@ bench-knowledge: models
 
 bench-embed: models
 	$(CARGO) bench -p confab-llm --features local --bench local_embed
+	CONFAB_LOCAL_THREADS=2 $(CARGO) bench -p confab-llm --features local --bench embed_roofline
 
 EVAL_FLOOR ?= 0
 eval: models

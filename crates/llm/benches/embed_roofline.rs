@@ -79,7 +79,11 @@ fn main() {
             words[start..start + 185].join(" ")
         })
         .collect();
-    let tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    // The file pads and truncates to 128; the embedder reads up to the
+    // model's 512 positions without padding: count tokens the same way.
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).unwrap();
     let tokens: Vec<usize> = texts
         .iter()
         .map(|t| tokenizer.encode(t.as_str(), true).unwrap().len().min(512))
