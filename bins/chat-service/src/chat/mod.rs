@@ -4,10 +4,11 @@
 //! handler uses too. Handlers parse, call the engine, map errors.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use confab_agents::{ChatTurn, StatelessTurn};
+use confab_agents::{AnswerEvent, ChatReply, ChatTurn, StatelessTurn};
 use confab_models::AgentKind;
 use confab_web::{ApiError, Caller};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ mod sse;
 mod state;
 
 pub use seed::{__path_agent_stream, AgentMessage, SERVICE_USER, agent_stream};
-use sse::relay_event;
+use sse::{json_sse_body, relay_event};
 pub use sse::{sse_body, sse_response};
 pub use state::{ActiveGuard, ChatLimits, ChatState, SETTINGS_HEADER, settings_of};
 
@@ -95,37 +96,44 @@ pub async fn post_chat(
     state.check_open()?;
     let body = body.into_inner();
     let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
-    let mut turn = turn(
-        &caller,
-        &req,
-        body.message,
-        body.session_id,
-        body.agent,
-        body.course_id,
-        body.backend,
-    )?;
-    turn.knowledge = knowledge;
+    let turn = body.into_turn(&caller, &req, knowledge)?;
     let _guard = state.start_generation(&caller.user_id).await?;
-    let reply = state
+    let reply = send_message(state, turn).await?;
+    Ok(HttpResponse::Ok().json(ChatAnswer::from(reply)))
+}
+
+impl ChatRequestBody {
+    /// The turn this body asks for, drawing on `knowledge` (422 on an empty message).
+    fn into_turn(
+        self,
+        caller: &Caller,
+        req: &HttpRequest,
+        knowledge: Vec<String>,
+    ) -> Result<ChatTurn, ApiError> {
+        let mut turn = turn(
+            caller,
+            req,
+            self.message,
+            self.session_id,
+            self.agent,
+            self.course_id,
+            self.backend,
+        )?;
+        turn.knowledge = knowledge;
+        Ok(turn)
+    }
+}
+
+/// The whole answer to `turn`; a failure is counted in the chat metrics.
+async fn send_message(state: &ChatState, turn: ChatTurn) -> Result<ChatReply, ApiError> {
+    state
         .engine
         .send_message(turn, state.answer_token())
         .await
         .map_err(|e| {
             state.metrics.error(e.event_code());
             ApiError::from(e)
-        })?;
-    Ok(HttpResponse::Ok().json(ChatAnswer {
-        response: reply.response,
-        timestamp: reply
-            .timestamp
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        model: reply.model,
-        session_id: reply.session_id,
-        message_id: reply.message_id,
-        sources: reply.sources,
-        usage: reply.usage,
-        finish_reason: reply.finish_reason,
-    }))
+        })
 }
 
 /// Answer of `POST /api/chat` (seed 003 shape plus ids, sources, usage).
@@ -150,6 +158,23 @@ pub struct ChatAnswer {
     /// `stop`, `length`, `cancelled`, ...
     #[schema(value_type = String)]
     pub finish_reason: confab_models::FinishReason,
+}
+
+impl From<ChatReply> for ChatAnswer {
+    fn from(reply: ChatReply) -> Self {
+        Self {
+            response: reply.response,
+            timestamp: reply
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            model: reply.model,
+            session_id: reply.session_id,
+            message_id: reply.message_id,
+            sources: reply.sources,
+            usage: reply.usage,
+            finish_reason: reply.finish_reason,
+        }
+    }
 }
 
 /// One Server-Sent Events frame as OpenAPI describes `text/event-stream`
@@ -215,34 +240,46 @@ pub async fn stream_chat(
 ) -> Result<HttpResponse, ApiError> {
     let state = app.chat()?;
     state.check_open()?;
-    let q = query.into_inner();
-    if let Some(sid) = q.session_id {
-        // A wrong session is a 404 now, not an event later.
-        state.check_session(&caller.user_id, sid).await?;
-    }
-    let ids = crate::knowledge::parse_ids(q.knowledge.as_deref())?;
-    let knowledge = crate::knowledge::scope(&app, &caller, &ids).await?;
-    let mut turn = turn(
-        &caller,
-        &req,
-        q.message,
-        q.session_id,
-        q.agent,
-        q.course_id,
-        q.backend,
-    )?;
-    turn.knowledge = knowledge;
+    let turn = query
+        .into_inner()
+        .into_turn(&app, state, &caller, &req)
+        .await?;
     let guard = state.start_generation(&caller.user_id).await?;
     let events = crate::metrics::observe(
         &state.metrics,
         state.engine.stream_message(turn, state.answer_token()),
     );
-    let body = sse_body(
-        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
-        guard,
-        None,
-    );
-    Ok(sse_response(body))
+    Ok(sse_response(json_sse_body(events, guard)))
+}
+
+impl StreamQuery {
+    /// The turn this query asks for: its session checked (404), its knowledge
+    /// ids parsed (400) and readable (404), its message not empty (422).
+    async fn into_turn(
+        self,
+        app: &AppState,
+        state: &ChatState,
+        caller: &Caller,
+        req: &HttpRequest,
+    ) -> Result<ChatTurn, ApiError> {
+        if let Some(sid) = self.session_id {
+            // A wrong session is a 404 now, not an event later.
+            state.check_session(&caller.user_id, sid).await?;
+        }
+        let ids = crate::knowledge::parse_ids(self.knowledge.as_deref())?;
+        let knowledge = crate::knowledge::scope(app, caller, &ids).await?;
+        let mut turn = turn(
+            caller,
+            req,
+            self.message,
+            self.session_id,
+            self.agent,
+            self.course_id,
+            self.backend,
+        )?;
+        turn.knowledge = knowledge;
+        Ok(turn)
+    }
 }
 
 /// One message of a whole conversation (`POST /api/chat/completions`).
@@ -306,46 +343,54 @@ pub async fn completions(
     let state = app.chat()?;
     state.check_open()?;
     let body = body.into_inner();
-    let Some(last) = body.messages.last() else {
-        return Err(ApiError::validation("`messages` must not be empty"));
-    };
-    if last.role != confab_models::MessageRole::User || last.content.trim().is_empty() {
-        return Err(ApiError::validation(
-            "the last message must be a non-empty `user` message",
-        ));
-    }
+    let last = body.last_user_message()?;
     let knowledge = crate::knowledge::scope(&app, &caller, &body.knowledge).await?;
     let guard = state.start_generation(&caller.user_id).await?;
-    let events = match body.session_id {
+    let events = answer_events(state, &caller, &req, body, last, knowledge).await?;
+    let events = crate::metrics::observe(&state.metrics, events.map(relay_event));
+    Ok(sse_response(json_sse_body(events, guard)))
+}
+
+impl CompletionsBody {
+    /// The text of the last message, which must be a non-empty `user` one (422).
+    fn last_user_message(&self) -> Result<String, ApiError> {
+        let Some(last) = self.messages.last() else {
+            return Err(ApiError::validation("`messages` must not be empty"));
+        };
+        if last.role != confab_models::MessageRole::User || last.content.trim().is_empty() {
+            return Err(ApiError::validation(
+                "the last message must be a non-empty `user` message",
+            ));
+        }
+        Ok(last.content.clone())
+    }
+}
+
+/// The answer's events: with a session (checked, 404), `last` continues and
+/// is saved in it; without, the whole conversation is answered unsaved.
+async fn answer_events(
+    state: &ChatState,
+    caller: &Caller,
+    req: &HttpRequest,
+    body: CompletionsBody,
+    last: String,
+    knowledge: Vec<String>,
+) -> Result<BoxStream<'static, AnswerEvent>, ApiError> {
+    Ok(match body.session_id {
         Some(sid) => {
             state.check_session(&caller.user_id, sid).await?;
-            let mut turn = turn(
-                &caller,
-                &req,
-                last.content.clone(),
-                Some(sid),
-                None,
-                None,
-                body.backend,
-            )?;
+            let mut turn = turn(caller, req, last, Some(sid), None, None, body.backend)?;
             turn.knowledge = knowledge;
             state.engine.answer(turn, state.answer_token()).boxed()
         }
         None => {
-            let turn = stateless_turn(&caller, &req, body, knowledge);
+            let turn = stateless_turn(caller, req, body, knowledge);
             state
                 .engine
                 .answer_stateless(turn, state.answer_token())
                 .boxed()
         }
-    };
-    let events = crate::metrics::observe(&state.metrics, events.map(relay_event));
-    let body = sse_body(
-        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
-        guard,
-        None,
-    );
-    Ok(sse_response(body))
+    })
 }
 
 /// A whole conversation to answer without saving it.

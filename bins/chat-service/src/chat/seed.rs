@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use confab_models::{NewSession, ServerEvent};
 use confab_web::{ApiError, Caller, InternalAuth};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -121,21 +121,12 @@ pub async fn agent_stream(
     let caller = seed_caller(&req, auth)?;
     let state = app.chat()?;
     state.check_open()?;
-    let body = body.into_inner();
-    if body.role != "user" {
-        return Err(ApiError::validation("`role` must be `user`"));
-    }
-    let key = body.session_id.trim();
-    if key.is_empty() || key.chars().count() > 200 {
-        return Err(ApiError::validation(
-            "`session_id` must have 1..=200 characters",
-        ));
-    }
-    let session_id = session_for_key(state, &caller.user_id, key).await?;
+    let message = body.into_inner().validate()?;
+    let session_id = session_for_key(state, &caller.user_id, &message.key).await?;
     let turn = turn(
         &caller,
         &req,
-        body.content,
+        message.content,
         Some(session_id),
         None,
         None,
@@ -146,7 +137,46 @@ pub async fn agent_stream(
         &state.metrics,
         state.engine.stream_message(turn, state.answer_token()),
     );
-    let frames = events.filter_map(|e| async move {
+    Ok(sse_response(sse_body(
+        seed_frames(events),
+        guard,
+        Some("[DONE]"),
+    )))
+}
+
+/// A validated seed-004 message.
+struct SeedMessage {
+    /// The session key, trimmed.
+    key: String,
+    /// The message.
+    content: String,
+}
+
+impl AgentMessage {
+    /// 422 unless the role is `user` and the key has 1..=200 characters.
+    fn validate(self) -> Result<SeedMessage, ApiError> {
+        if self.role != "user" {
+            return Err(ApiError::validation("`role` must be `user`"));
+        }
+        let key = self.session_id.trim();
+        if key.is_empty() || key.chars().count() > 200 {
+            return Err(ApiError::validation(
+                "`session_id` must have 1..=200 characters",
+            ));
+        }
+        Ok(SeedMessage {
+            key: key.to_owned(),
+            content: self.content,
+        })
+    }
+}
+
+/// The seed-004 frames (JSON) of an answer's events: tokens, the final
+/// frame, or an error; other events are left out.
+fn seed_frames(
+    events: impl Stream<Item = ServerEvent> + Send + 'static,
+) -> impl Stream<Item = String> + Send + 'static {
+    events.filter_map(|e| async move {
         let frame = match &e {
             ServerEvent::Token { content } => SeedFrame::token(content, false),
             ServerEvent::Done { .. } => SeedFrame::token("", true),
@@ -158,6 +188,5 @@ pub async fn agent_stream(
             _ => return None,
         };
         serde_json::to_string(&frame).ok()
-    });
-    Ok(sse_response(sse_body(frames, guard, Some("[DONE]"))))
+    })
 }

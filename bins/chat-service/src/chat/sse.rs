@@ -50,6 +50,18 @@ pub fn sse_body(
     }
 }
 
+/// [`sse_body`] of events sent as JSON, with no last frame.
+pub(super) fn json_sse_body<T: serde::Serialize + 'static>(
+    events: impl Stream<Item = T> + Send + 'static,
+    guard: ActiveGuard,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
+    sse_body(
+        events.map(|e| serde_json::to_string(&e).unwrap_or_default()),
+        guard,
+        None,
+    )
+}
+
 /// An answer's event for the gateway: the protocol form, and on a failure
 /// its kind and the provider's wait.
 pub(super) fn relay_event(event: AnswerEvent) -> RelayEvent {
