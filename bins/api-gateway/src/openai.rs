@@ -742,34 +742,47 @@ async fn whole(
                 finish_reason: reason,
                 ..
             } => {
-                let message = AssistantMessage {
-                    role: "assistant",
-                    content,
-                    refusal: None,
-                };
-                let choice = Choice {
-                    index: 0,
-                    message,
-                    logprobs: None,
-                    finish_reason: finish_reason(reason),
-                };
                 let confab = ConfabExtra {
                     session_id,
                     message_id,
                     sources,
                 };
-                return Ok(Completion {
-                    head,
-                    object: "chat.completion",
-                    choices: [choice],
-                    usage,
-                    confab,
-                });
+                return Ok(Completion::new(head, content, reason, usage, confab));
             }
             _ => {}
         }
     }
     Err(OpenAiError::ended_early())
+}
+
+impl Completion {
+    /// The `chat.completion` of one whole answer.
+    fn new(
+        head: Head,
+        content: String,
+        reason: FinishReason,
+        usage: Usage,
+        confab: ConfabExtra,
+    ) -> Self {
+        let message = AssistantMessage {
+            role: "assistant",
+            content,
+            refusal: None,
+        };
+        let choice = Choice {
+            index: 0,
+            message,
+            logprobs: None,
+            finish_reason: finish_reason(reason),
+        };
+        Self {
+            head,
+            object: "chat.completion",
+            choices: [choice],
+            usage,
+            confab,
+        }
+    }
 }
 
 /// Turns chat events into `chat.completion.chunk` SSE frames as they come.

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::state::GatewayState;
 
@@ -56,6 +57,107 @@ pub async fn health(state: web::Data<GatewayState>, req: HttpRequest) -> HttpRes
         .await
         .map(|r| r.is_ok())
         .unwrap_or(false);
+    let instances = check_instances(&state, details).await;
+    let redis_ok = match &state.redis {
+        Some(r) => Some(r.ping().await),
+        None => None,
+    };
+    let body = HealthReport::new(&state, db_ok, instances, redis_ok);
+    if body.status == "ok" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Body of `GET /api/health`. Fields are in alphabetical order, as the
+/// `json!` objects this replaced serialised them.
+#[derive(Debug, Serialize)]
+struct HealthReport {
+    chat_services: Vec<InstanceHealth>,
+    database: DatabaseHealth,
+    gateway: GatewayHealth,
+    redis: RedisHealth,
+    /// `ok`, or `degraded` when something is down.
+    status: &'static str,
+}
+
+/// One chat-service instance.
+#[derive(Debug, Serialize)]
+struct InstanceHealth {
+    name: String,
+    /// `ok` or `unreachable`.
+    status: &'static str,
+    /// Only for administrators and `METRICS_TOKEN` holders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+/// The gateway's database.
+#[derive(Debug, Serialize)]
+struct DatabaseHealth {
+    backend: String,
+    /// `ok` or `unreachable`.
+    status: &'static str,
+}
+
+/// The gateway itself.
+#[derive(Debug, Serialize)]
+struct GatewayHealth {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Redis and the response cache's backend.
+#[derive(Debug, Serialize)]
+struct RedisHealth {
+    cache: &'static str,
+    /// `off` (not configured), `ok` or `down`.
+    status: &'static str,
+}
+
+impl HealthReport {
+    /// The report of these checks; `degraded` unless the database, at least
+    /// one chat-service instance and Redis (when configured) answer.
+    fn new(
+        state: &GatewayState,
+        db_ok: bool,
+        instances: Vec<InstanceHealth>,
+        redis_ok: Option<bool>,
+    ) -> Self {
+        let any_chat = instances.iter().any(|i| i.status == "ok");
+        let status = if db_ok && any_chat && redis_ok != Some(false) {
+            "ok"
+        } else {
+            "degraded"
+        };
+        let redis_status = match redis_ok {
+            None => "off",
+            Some(true) => "ok",
+            Some(false) => "down",
+        };
+        Self {
+            chat_services: instances,
+            database: DatabaseHealth {
+                backend: format!("{:?}", state.db.backend()).to_lowercase(),
+                status: if db_ok { "ok" } else { "unreachable" },
+            },
+            gateway: GatewayHealth {
+                status: "ok",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            redis: RedisHealth {
+                cache: state.cache.backend_name(),
+                status: redis_status,
+            },
+            status,
+        }
+    }
+}
+
+/// Asks every chat-service instance's `/health` at once (2 s each); their
+/// URLs only when `details`.
+async fn check_instances(state: &GatewayState, details: bool) -> Vec<InstanceHealth> {
     let checks = state
         .proxy
         .upstreams()
@@ -70,43 +172,12 @@ pub async fn health(state: web::Data<GatewayState>, req: HttpRequest) -> HttpRes
                 let answer =
                     tokio::time::timeout(Duration::from_secs(2), client.get(&url).send()).await;
                 let ok = matches!(&answer, Ok(Ok(r)) if r.status().is_success());
-                let mut entry = json!({
-                    "name": format!("chat-service-{}", i + 1),
-                    "status": if ok { "ok" } else { "unreachable" },
-                });
-                if details {
-                    entry["url"] = json!(base);
+                InstanceHealth {
+                    name: format!("chat-service-{}", i + 1),
+                    status: if ok { "ok" } else { "unreachable" },
+                    url: details.then_some(base),
                 }
-                entry
             }
         });
-    let instances: Vec<Value> = futures_util::future::join_all(checks).await;
-    let any_chat = instances.iter().any(|i| i["status"] == "ok");
-    let redis_ok = match &state.redis {
-        Some(r) => Some(r.ping().await),
-        None => None,
-    };
-    let status = if db_ok && any_chat && redis_ok != Some(false) {
-        "ok"
-    } else {
-        "degraded"
-    };
-    let redis = match redis_ok {
-        None => json!({ "status": "off", "cache": state.cache.backend_name() }),
-        Some(ok) => {
-            json!({ "status": if ok { "ok" } else { "down" }, "cache": state.cache.backend_name() })
-        }
-    };
-    let body = json!({
-        "status": status,
-        "gateway": { "status": "ok", "version": env!("CARGO_PKG_VERSION") },
-        "database": { "status": if db_ok { "ok" } else { "unreachable" }, "backend": format!("{:?}", state.db.backend()).to_lowercase() },
-        "chat_services": instances,
-        "redis": redis,
-    });
-    if status == "ok" {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    futures_util::future::join_all(checks).await
 }

@@ -59,55 +59,75 @@ async fn serve(req: HttpRequest) -> HttpResponse {
         p => p,
     };
     let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
-        return HttpResponse::NotFound()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({
-                "error": "not_found",
-                "message": format!("no file at {}", req.path()),
-            }));
+        return not_found(&req);
     };
-    let mut resp = HttpResponse::Ok();
-    resp.insert_header((header::CONTENT_TYPE, asset.content_type))
-        .insert_header((header::ETAG, asset.etag))
-        .insert_header((header::VARY, "Accept-Encoding"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, csp(&req)))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .insert_header(("Cross-Origin-Opener-Policy", "same-origin"))
-        .insert_header(("Cross-Origin-Resource-Policy", "same-origin"))
-        .insert_header((
-            header::CACHE_CONTROL,
-            if asset.immutable {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            },
-        ));
-    let not_modified = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == asset.etag || t.trim() == "*")
-        });
-    if not_modified {
+    let mut resp = asset.response_head(&req);
+    if asset.is_current(&req) {
         return resp
             .status(actix_web::http::StatusCode::NOT_MODIFIED)
             .finish();
     }
-    let accepts = AcceptEncoding::of(&req);
-    let (body, encoding) = match (asset.br, asset.gzip) {
-        (Some(br), _) if accepts.br => (br, Some("br")),
-        (_, Some(gz)) if accepts.gzip => (gz, Some("gzip")),
-        _ => (asset.raw, None),
-    };
+    let (body, encoding) = asset.encoded(&AcceptEncoding::of(&req));
     if let Some(enc) = encoding {
         resp.insert_header((header::CONTENT_ENCODING, enc));
     }
     // For HEAD the server sends the headers (with the length) and no body.
     resp.body(body)
+}
+
+/// 404 (JSON error, not cached) for a path with no embedded file.
+fn not_found(req: &HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(confab_web::ErrorBody {
+            error: "not_found".to_owned(),
+            message: format!("no file at {}", req.path()),
+        })
+}
+
+impl Asset {
+    /// A 200 response with this file's headers (type, ETag, caching, security).
+    fn response_head(&self, req: &HttpRequest) -> actix_web::HttpResponseBuilder {
+        let mut resp = HttpResponse::Ok();
+        resp.insert_header((header::CONTENT_TYPE, self.content_type))
+            .insert_header((header::ETAG, self.etag))
+            .insert_header((header::VARY, "Accept-Encoding"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, csp(req)))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+            .insert_header((header::REFERRER_POLICY, "no-referrer"))
+            .insert_header(("Cross-Origin-Opener-Policy", "same-origin"))
+            .insert_header(("Cross-Origin-Resource-Policy", "same-origin"))
+            .insert_header((
+                header::CACHE_CONTROL,
+                if self.immutable {
+                    "public, max-age=31536000, immutable"
+                } else {
+                    "no-cache"
+                },
+            ));
+        resp
+    }
+
+    /// Whether the request's `If-None-Match` names this file's ETag (or `*`).
+    fn is_current(&self, req: &HttpRequest) -> bool {
+        req.headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim() == self.etag || t.trim() == "*")
+            })
+    }
+
+    /// The copy to send for what the client accepts, and its `Content-Encoding`.
+    fn encoded(&self, accepts: &AcceptEncoding) -> (&'static [u8], Option<&'static str>) {
+        match (self.br, self.gzip) {
+            (Some(br), _) if accepts.br => (br, Some("br")),
+            (_, Some(gz)) if accepts.gzip => (gz, Some("gzip")),
+            _ => (self.raw, None),
+        }
+    }
 }
 
 /// What the client's `Accept-Encoding` allows (a coding with `q=0` is refused).

@@ -21,7 +21,7 @@ use confab_models::knowledge::{
 use confab_rag::KnowledgeService;
 use confab_rag::knowledge::{Actor, KnowledgeConfig, UploadFile};
 use confab_web::{ApiError, Caller, ErrorBody};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +57,14 @@ impl KnowledgeState {
             service,
             workers: workers.max(1),
             wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the idle workers after an upload.
+    pub fn wake_workers(&self) {
+        self.wake.notify_waiters();
+        for _ in 0..self.workers {
+            self.wake.notify_one();
         }
     }
 
@@ -413,32 +421,58 @@ pub async fn upload(
     let a = actor(&caller);
     // Unknown or unreadable bases are a 404 before the body is read.
     k.service.get_base(&a, id).await?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let items = if content_type.starts_with("multipart/form-data") {
-        let files = read_multipart(&req, payload, k.service.config()).await?;
-        k.service.upload(&a, id, files).await?
-    } else if content_type.starts_with("application/json") {
-        let limit = k.service.config().files.max_file_bytes as usize + 64 * 1024;
-        let body = read_bounded(payload, limit).await?;
-        let doc: TextDocument = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::invalid_json(format!("expected {{\"title\", \"text\"}}: {e}"))
-        })?;
-        vec![k.service.add_text(&a, id, &doc.title, &doc.text).await?]
-    } else {
-        return Err(ApiError::unsupported_media_type(
-            "send multipart/form-data files or JSON {\"title\", \"text\"}",
-        ));
+    let items = match UploadFormat::of(&req)? {
+        UploadFormat::Multipart => {
+            let files = read_multipart(&req, payload, k.service.config()).await?;
+            k.service.upload(&a, id, files).await?
+        }
+        UploadFormat::Json => {
+            let doc = read_text_document(payload, k.service.config()).await?;
+            vec![k.service.add_text(&a, id, &doc.title, &doc.text).await?]
+        }
     };
-    k.wake.notify_waiters();
-    for _ in 0..k.workers {
-        k.wake.notify_one();
-    }
+    k.wake_workers();
     Ok(HttpResponse::Accepted().json(KnowledgeUploadList { items }))
+}
+
+/// How an upload's body is sent.
+enum UploadFormat {
+    /// `multipart/form-data` file parts.
+    Multipart,
+    /// JSON `{title, text}`.
+    Json,
+}
+
+impl UploadFormat {
+    /// The format named by the request's `Content-Type` (415 for any other).
+    fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("multipart/form-data") {
+            Ok(Self::Multipart)
+        } else if content_type.starts_with("application/json") {
+            Ok(Self::Json)
+        } else {
+            Err(ApiError::unsupported_media_type(
+                "send multipart/form-data files or JSON {\"title\", \"text\"}",
+            ))
+        }
+    }
+}
+
+/// Reads a JSON `{title, text}` body, bounded by the file size limit plus 64 KiB.
+async fn read_text_document(
+    payload: web::Payload,
+    config: &KnowledgeConfig,
+) -> Result<TextDocument, ApiError> {
+    let limit = config.files.max_file_bytes as usize + 64 * 1024;
+    let body = read_bounded(payload, limit).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_json(format!("expected {{\"title\", \"text\"}}: {e}")))
 }
 
 async fn read_bounded(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
@@ -585,20 +619,30 @@ pub async fn events(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let k = knowledge(&state)?.clone();
+    let k = knowledge(&state)?;
     let (a, id) = (actor(&caller), id.into_inner());
     k.service.get_base(&a, id).await?;
-    let shutdown = state.shutdown.clone();
-    let body = async_stream::stream! {
+    let body = document_events(k.service.clone(), a, id, state.shutdown.clone());
+    Ok(crate::chat::sse_response(body))
+}
+
+/// The progress stream of base `id` as `a` sees it, until `shutdown`.
+fn document_events(
+    service: KnowledgeService,
+    a: Actor,
+    id: Uuid,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
+    async_stream::stream! {
         let mut seen: HashMap<Uuid, (String, i64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
         let mut was_idle: Option<bool> = None;
         let mut since_frame = std::time::Instant::now();
         loop {
-            let docs = match k.service.list_documents(&a, id).await {
+            let docs = match service.list_documents(&a, id).await {
                 Ok(d) => d,
                 Err(e) => {
                     let err = ApiError::from(e);
-                    let body = serde_json::json!({"error": err.code, "message": err.message});
+                    let body = error_frame(err);
                     yield Ok::<_, actix_web::Error>(Bytes::from(format!("event: error\ndata: {body}\n\n")));
                     break;
                 }
@@ -617,7 +661,8 @@ pub async fn events(
                 was_idle = Some(idle);
                 if idle {
                     since_frame = std::time::Instant::now();
-                    yield Ok(Bytes::from(format!("event: idle\ndata: {{\"documents\":{}}}\n\n", docs.len())));
+                    let idle = serde_json::to_string(&IdleFrame { documents: docs.len() }).unwrap_or_default();
+                    yield Ok(Bytes::from(format!("event: idle\ndata: {idle}\n\n")));
                 }
             }
             if since_frame.elapsed() > Duration::from_secs(15) {
@@ -629,8 +674,23 @@ pub async fn events(
                 _ = tokio::time::sleep(EVENTS_POLL) => {}
             }
         }
-    };
-    Ok(crate::chat::sse_response(body))
+    }
+}
+
+/// Data of an `event: idle` frame.
+#[derive(Serialize)]
+struct IdleFrame {
+    /// How many documents the base has.
+    documents: usize,
+}
+
+/// Data of an `event: error` frame: the error's JSON body.
+fn error_frame(err: ApiError) -> String {
+    serde_json::to_string(&ErrorBody {
+        error: err.code.to_owned(),
+        message: err.message,
+    })
+    .unwrap_or_default()
 }
 
 /// Parses `id,id,...` (a query parameter) into knowledge base ids (400 on a bad id).

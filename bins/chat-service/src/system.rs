@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use confab_history::GlobalCounts;
 use confab_llm::ChatModel;
-use confab_models::UserSessionStats;
+use confab_models::{ExperienceSummary, UserSessionStats};
 use confab_store::Backend;
 use confab_web::{ApiError, Caller, ErrorBody};
 use futures_util::future::join_all;
@@ -311,27 +311,54 @@ pub async fn stats(
         state.feedback.experience(None, 0),
         probe_providers(&state),
     );
-    let counts = counts?;
-    let experience = experience?;
-    let active = state.active();
-    Ok(web::Json(Stats {
-        timestamp: Utc::now(),
-        is_processing: active > 0,
-        active_generations: active,
-        uptime_secs: state.started.elapsed().as_secs(),
-        model_manager: model_manager(&state),
-        providers,
-        memory: MemoryFigures {
-            total: counts.memory_items,
-            user: user_memory?,
-        },
-        experience: ExperienceFigures {
-            total: experience.total,
-            avg_score: experience.average_score,
-        },
+    let (counts, experience) = (counts?, experience?);
+    let memory = MemoryFigures {
+        total: counts.memory_items,
+        user: user_memory?,
+    };
+    let figures = Figures {
         counts: counts.into(),
+        memory,
+        experience: experience.into(),
         user: user?,
-    }))
+    };
+    Ok(web::Json(Stats::now(&state, providers, figures)))
+}
+
+/// The figures of [`Stats`] that depend on who asks.
+struct Figures {
+    counts: Counts,
+    memory: MemoryFigures,
+    experience: ExperienceFigures,
+    user: UserSessionStats,
+}
+
+impl Stats {
+    /// Statistics as of now: the service's state, `providers` and `figures`.
+    fn now(state: &AppState, providers: Vec<ProviderHealth>, figures: Figures) -> Self {
+        let active = state.active();
+        Self {
+            timestamp: Utc::now(),
+            is_processing: active > 0,
+            active_generations: active,
+            uptime_secs: state.started.elapsed().as_secs(),
+            model_manager: model_manager(state),
+            providers,
+            counts: figures.counts,
+            memory: figures.memory,
+            experience: figures.experience,
+            user: figures.user,
+        }
+    }
+}
+
+impl From<ExperienceSummary> for ExperienceFigures {
+    fn from(e: ExperienceSummary) -> Self {
+        Self {
+            total: e.total,
+            avg_score: e.average_score,
+        }
+    }
 }
 
 fn model_manager(state: &AppState) -> Option<ModelManager> {
@@ -350,23 +377,7 @@ async fn user_stats(state: &AppState, caller: &Caller) -> Result<web::Json<Stats
         probe_providers(state),
     );
     let (user_memory, user, experience) = (user_memory?, user?, experience?);
-    let active = state.active();
-    // Whether a provider answers, not why it failed nor what else it serves.
-    let providers = providers
-        .into_iter()
-        .map(|p| ProviderHealth {
-            error: p.error.map(|_| "unavailable".to_owned()),
-            models: Vec::new(),
-            ..p
-        })
-        .collect();
-    Ok(web::Json(Stats {
-        timestamp: Utc::now(),
-        is_processing: active > 0,
-        active_generations: active,
-        uptime_secs: state.started.elapsed().as_secs(),
-        model_manager: model_manager(state),
-        providers,
+    let figures = Figures {
         counts: Counts {
             sessions: user.total_sessions,
             messages: user.total_messages,
@@ -377,10 +388,20 @@ async fn user_stats(state: &AppState, caller: &Caller) -> Result<web::Json<Stats
             total: user_memory,
             user: user_memory,
         },
-        experience: ExperienceFigures {
-            total: experience.total,
-            avg_score: experience.average_score,
-        },
+        experience: experience.into(),
         user,
-    }))
+    };
+    Ok(web::Json(Stats::now(state, redacted(providers), figures)))
+}
+
+/// Whether each provider answers, not why it failed nor what else it serves.
+fn redacted(providers: Vec<ProviderHealth>) -> Vec<ProviderHealth> {
+    providers
+        .into_iter()
+        .map(|p| ProviderHealth {
+            error: p.error.map(|_| "unavailable".to_owned()),
+            models: Vec::new(),
+            ..p
+        })
+        .collect()
 }

@@ -42,7 +42,8 @@ pub async fn chat_ws(
 ) -> Result<HttpResponse, ApiError> {
     let state = app.chat()?;
     state.check_open()?;
-    if let Some(b) = &query.backend {
+    let backend = query.into_inner().backend;
+    if let Some(b) = &backend {
         state.engine.backends().get(Some(b))?;
     }
     let (response, session, stream) = actix_ws::handle(&req, body)
@@ -51,18 +52,7 @@ pub async fn chat_ws(
         .max_frame_size(state.limits.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(state.limits.max_frame_bytes);
-    let conn = Connection {
-        state: state.clone(),
-        kb: app.knowledge.as_ref().map(|k| k.service.clone()),
-        admin: caller.is_admin(),
-        knowledge: Vec::new(),
-        user_id: caller.user_id,
-        settings: settings_of(&req),
-        backend: query.into_inner().backend,
-        session: None,
-        agent: AgentKind::Dashboard,
-        answer: None,
-    };
+    let conn = Connection::new(state, &app, caller, &req, backend);
     // The connection's logs carry the upgrade request's id.
     actix_web::rt::spawn(tracing::Instrument::instrument(
         conn.run(session, stream),
@@ -101,6 +91,28 @@ enum Exit {
 }
 
 impl Connection {
+    /// A new conversation of `caller` (no session, no answer yet).
+    fn new(
+        state: &ChatState,
+        app: &crate::state::AppState,
+        caller: Caller,
+        req: &HttpRequest,
+        backend: Option<String>,
+    ) -> Self {
+        Self {
+            state: state.clone(),
+            kb: app.knowledge.as_ref().map(|k| k.service.clone()),
+            admin: caller.is_admin(),
+            knowledge: Vec::new(),
+            user_id: caller.user_id,
+            settings: settings_of(req),
+            backend,
+            session: None,
+            agent: AgentKind::Dashboard,
+            answer: None,
+        }
+    }
+
     async fn run(mut self, mut session: Session, mut stream: actix_ws::AggregatedMessageStream) {
         self.state.connections.fetch_add(1, Ordering::SeqCst);
         let limits = self.state.limits.clone();
