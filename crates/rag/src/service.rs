@@ -1025,7 +1025,11 @@ mod tests {
         // Short stems, digits and other scripts stay exact words.
         assert_eq!(
             keyword_terms("tcp e0382 東京"),
-            [term("tcp", false), term("e0382", false), term("東京", false)]
+            [
+                term("tcp", false),
+                term("e0382", false),
+                term("東京", false)
+            ]
         );
         assert_eq!(
             keyword_terms("владение ссылками"),

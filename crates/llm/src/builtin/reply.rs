@@ -450,7 +450,8 @@ fn sources_reply(request: &ChatRequest) -> Option<String> {
 fn has_citation(text: &str) -> bool {
     let mut prev: Option<char> = None;
     for (i, c) in text.char_indices() {
-        let follows_name = prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '_' | ')' | ']'));
+        let follows_name =
+            prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '_' | ')' | ']'));
         if c == '[' && !follows_name {
             let rest = text.get(i + 1..).unwrap_or("");
             if let Some((inside, _)) = rest.split_once(']') {
