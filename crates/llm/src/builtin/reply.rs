@@ -454,10 +454,11 @@ fn has_citation(text: &str) -> bool {
             prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '_' | ')' | ']'));
         if c == '[' && !follows_name {
             let rest = text.get(i + 1..).unwrap_or("");
-            if let Some((inside, _)) = rest.split_once(']') {
-                if !inside.is_empty() && inside.bytes().all(|b| b.is_ascii_digit()) {
-                    return true;
-                }
+            if let Some((inside, _)) = rest.split_once(']')
+                && !inside.is_empty()
+                && inside.bytes().all(|b| b.is_ascii_digit())
+            {
+                return true;
             }
         }
         prev = Some(c);
