@@ -428,10 +428,42 @@ fn scope_json(collections: Option<&[String]>) -> Option<String> {
     collections.map(|c| serde_json::Value::from(c.to_vec()).to_string())
 }
 
+/// Key of the PostgreSQL advisory lock held around pgvector's DDL, so
+/// replicas starting together do not race on it (`IF NOT EXISTS` is not
+/// safe against a concurrent creator: the loser fails on
+/// `pg_class_relname_nsp_index`).
+const PGVECTOR_LOCK_KEY: i64 = 0x636f_6e66_6162_76; // "confabv"
+
+/// Runs `f` holding [`PGVECTOR_LOCK_KEY`] on PostgreSQL (a session lock,
+/// so not across a transaction's lifetime); runs it plainly on SQLite.
+fn with_pgvector_lock<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, RagError>,
+) -> Result<T, RagError> {
+    let DbConnection::Pg(c) = conn else {
+        return f(conn);
+    };
+    c.batch_execute(&format!("SELECT pg_advisory_lock({PGVECTOR_LOCK_KEY})"))?;
+    let result = f(conn);
+    if let DbConnection::Pg(c) = conn
+        && let Err(e) = c.batch_execute(&format!("SELECT pg_advisory_unlock({PGVECTOR_LOCK_KEY})"))
+    {
+        // The session lock goes with the connection if it is broken.
+        tracing::warn!(error = %e, "could not release the pgvector setup lock");
+    }
+    result
+}
+
 /// Turns pgvector on when the extension can be had: the vector column, a
 /// backfill of rows written without it, and an HNSW index per dimension.
 /// `Ok(false)` (and nothing changed) when the extension is unavailable.
+/// Replicas doing it at once take turns.
 pub(crate) fn enable_pgvector(conn: &mut DbConnection) -> Result<bool, RagError> {
+    with_pgvector_lock(conn, enable_pgvector_locked)
+}
+
+/// [`enable_pgvector`] under its lock.
+fn enable_pgvector_locked(conn: &mut DbConnection) -> Result<bool, RagError> {
     let DbConnection::Pg(c) = conn else {
         return Ok(false);
     };
