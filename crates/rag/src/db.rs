@@ -432,7 +432,7 @@ fn scope_json(collections: Option<&[String]>) -> Option<String> {
 /// replicas starting together do not race on it (`IF NOT EXISTS` is not
 /// safe against a concurrent creator: the loser fails on
 /// `pg_class_relname_nsp_index`).
-const PGVECTOR_LOCK_KEY: i64 = 0x636f_6e66_6162_76; // "confabv"
+const PGVECTOR_LOCK_KEY: i64 = 0x0063_6f6e_6661_6276; // "confabv"
 
 /// Runs `f` holding [`PGVECTOR_LOCK_KEY`] on PostgreSQL (a session lock,
 /// so not across a transaction's lifetime); runs it plainly on SQLite.
