@@ -24,7 +24,8 @@ use confab_models::{
 };
 use confab_rag::chunk::count_tokens;
 use futures_util::{Stream, StreamExt};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -773,34 +774,31 @@ impl Engine {
                 _ => "[no reply]".into(),
             };
         }
-        let mut metadata = json!({
-            "finish_reason": outcome.finish_reason,
-            "backend": backend_name,
-            "agent": session.agent,
-            "usage": outcome.usage,
-            "sources": outcome.sources.iter().map(|s| json!({
-                "file_path": s.file_path,
-                "score": s.score,
-                "content": truncate(&s.content, 300),
-            })).collect::<Vec<_>>(),
-            "tool_calls": outcome.tool_calls,
-        });
-        if let Some(course) = &session.course_id {
-            metadata["course_id"] = json!(course);
-        }
-        if let Some(e) = &outcome.error {
-            metadata["error"] = json!({
-                "code": e.event_code(),
-                "message": truncate(&e.event_message(), 500),
-            });
-        }
-        if truncated {
-            metadata["truncated"] = json!(true);
-        }
-        if empty {
-            metadata["empty"] = json!(true);
-        }
-        shrink_metadata(&mut metadata);
+        let mut metadata = ReplyMetadata {
+            finish_reason: outcome.finish_reason,
+            backend: backend_name,
+            agent: &session.agent,
+            usage: outcome.usage,
+            sources: outcome
+                .sources
+                .iter()
+                .map(|s| SourceNote {
+                    file_path: &s.file_path,
+                    score: s.score,
+                    content: Some(truncate(&s.content, 300)),
+                })
+                .collect(),
+            tool_calls: outcome.tool_calls.clone(),
+            course_id: session.course_id.as_deref(),
+            error: outcome.error.as_ref().map(|e| ErrorNote {
+                code: e.event_code(),
+                message: truncate(&e.event_message(), 500),
+            }),
+            truncated,
+            empty,
+            metadata_trimmed: false,
+        };
+        metadata.shrink();
         let message = NewMessage {
             role: MessageRole::Assistant,
             content: text,
@@ -808,7 +806,9 @@ impl Engine {
             // Bounded like history's validation (a provider may report nonsense).
             tokens_used: Some(i64::from(outcome.usage.total_tokens).min(1_000_000_000)),
             response_time: Some(elapsed.min(86_400.0)),
-            metadata: Some(metadata),
+            metadata: Some(serde_json::to_value(&metadata).map_err(|e| {
+                AgentError::Incomplete(format!("reply metadata did not serialise: {e}"))
+            })?),
         };
         Ok(self
             .inner
@@ -818,42 +818,78 @@ impl Engine {
     }
 }
 
-/// Keeps reply metadata well under the history's 16 KiB limit: tool
-/// results, then source passages, are shortened first.
-fn shrink_metadata(metadata: &mut Value) {
+/// What an assistant message's metadata records, stored as JSON with it.
+#[derive(Serialize)]
+struct ReplyMetadata<'a> {
+    finish_reason: FinishReason,
+    backend: &'a str,
+    agent: &'a str,
+    usage: Usage,
+    sources: Vec<SourceNote<'a>>,
+    tool_calls: Vec<ToolCallRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    course_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorNote>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    empty: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    metadata_trimmed: bool,
+}
+
+/// A source as recorded with a reply: where, how relevant, the passage's start.
+#[derive(Serialize)]
+struct SourceNote<'a> {
+    file_path: &'a str,
+    score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+}
+
+/// The error a reply ended with.
+#[derive(Serialize)]
+struct ErrorNote {
+    code: &'static str,
+    message: String,
+}
+
+impl ReplyMetadata<'_> {
+    /// Most bytes of serialised metadata, well under the history's 16 KiB.
     const LIMIT: usize = 12 * 1024;
-    let size = |m: &Value| m.to_string().len();
-    if size(metadata) <= LIMIT {
-        return;
+
+    /// Serialised length (0 if it cannot be serialised: nothing to shrink).
+    fn size(&self) -> usize {
+        serde_json::to_string(self).map_or(0, |s| s.len())
     }
-    if let Some(calls) = metadata.get_mut("tool_calls").and_then(Value::as_array_mut) {
-        for call in calls.iter_mut() {
-            if let Some(r) = call.get("result").and_then(Value::as_str) {
-                call["result"] = Value::String(truncate(r, 80));
+
+    /// Keeps the metadata under [`Self::LIMIT`]: tool results and
+    /// arguments are shortened first, then source passages dropped, then
+    /// the tool calls (marked `metadata_trimmed`).
+    fn shrink(&mut self) {
+        if self.size() <= Self::LIMIT {
+            return;
+        }
+        for call in &mut self.tool_calls {
+            if let Some(r) = &call.result {
+                call.result = Some(truncate(r, 80));
             }
-            if let Some(a) = call.get("arguments") {
-                let text = a.to_string();
-                if text.len() > 200 {
-                    call["arguments"] = Value::String(truncate(&text, 200));
-                }
+            let text = call.arguments.to_string();
+            if text.len() > 200 {
+                call.arguments = Value::String(truncate(&text, 200));
             }
         }
-    }
-    if size(metadata) <= LIMIT {
-        return;
-    }
-    if let Some(sources) = metadata.get_mut("sources").and_then(Value::as_array_mut) {
-        for s in sources.iter_mut() {
-            if let Some(obj) = s.as_object_mut() {
-                obj.remove("content");
-            }
+        if self.size() <= Self::LIMIT {
+            return;
         }
-    }
-    if size(metadata) > LIMIT
-        && let Some(obj) = metadata.as_object_mut()
-    {
-        obj.insert("tool_calls".into(), json!([]));
-        obj.insert("metadata_trimmed".into(), json!(true));
+        for s in &mut self.sources {
+            s.content = None;
+        }
+        if self.size() > Self::LIMIT {
+            self.tool_calls.clear();
+            self.metadata_trimmed = true;
+        }
     }
 }
 
@@ -953,4 +989,82 @@ pub fn build_context(
 /// An assistant message recorded for a reply that produced no text.
 fn is_placeholder(message: &Message) -> bool {
     message.metadata.get("empty") == Some(&Value::Bool(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata<'a>(sources: Vec<SourceNote<'a>>, calls: Vec<ToolCallRecord>) -> ReplyMetadata<'a> {
+        ReplyMetadata {
+            finish_reason: FinishReason::Stop,
+            backend: "agent",
+            agent: "dashboard",
+            usage: Usage::new(1, 2),
+            sources,
+            tool_calls: calls,
+            course_id: None,
+            error: None,
+            truncated: false,
+            empty: false,
+            metadata_trimmed: false,
+        }
+    }
+
+    fn call(result_len: usize) -> ToolCallRecord {
+        ToolCallRecord {
+            id: "c1".into(),
+            name: "search_knowledge".into(),
+            arguments: serde_json::json!({"query": "q".repeat(300)}),
+            result: Some("r".repeat(result_len)),
+            is_error: Some(false),
+        }
+    }
+
+    #[test]
+    fn small_metadata_is_kept_whole_and_omits_unset_flags() {
+        let mut m = metadata(Vec::new(), vec![call(10)]);
+        m.shrink();
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["tool_calls"][0]["result"], "r".repeat(10));
+        assert_eq!(v["usage"]["total_tokens"], 3);
+        for absent in [
+            "course_id",
+            "error",
+            "truncated",
+            "empty",
+            "metadata_trimmed",
+        ] {
+            assert!(v.get(absent).is_none(), "{absent} present");
+        }
+    }
+
+    #[test]
+    fn large_metadata_shrinks_in_order_under_the_limit() {
+        let source = |i: usize| SourceNote {
+            file_path: "doc.md",
+            score: 0.5,
+            content: Some(format!("{i}").repeat(300)),
+        };
+        // Long tool results alone: results and arguments are shortened.
+        let mut m = metadata(Vec::new(), (0..20).map(|_| call(2_000)).collect());
+        m.shrink();
+        assert!(m.size() <= ReplyMetadata::LIMIT);
+        assert!(!m.metadata_trimmed);
+        assert!(m.tool_calls[0].result.as_ref().unwrap().chars().count() <= 81);
+        assert!(m.tool_calls[0].arguments.is_string());
+        // Many sources too: their passages go.
+        let mut m = metadata((0..60).map(source).collect(), vec![call(2_000)]);
+        m.shrink();
+        assert!(m.size() <= ReplyMetadata::LIMIT);
+        assert!(m.sources.iter().all(|s| s.content.is_none()));
+        assert_eq!(m.tool_calls.len(), 1);
+        // Still too large: the tool calls go, and that is recorded.
+        let mut m = metadata(Vec::new(), (0..400).map(|_| call(2_000)).collect());
+        m.shrink();
+        assert!(m.size() <= ReplyMetadata::LIMIT);
+        assert!(m.tool_calls.is_empty());
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["metadata_trimmed"], true);
+    }
 }

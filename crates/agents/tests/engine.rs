@@ -110,7 +110,9 @@ async fn simple_echo_streams_and_persists(db: Db) {
             "token: value",
             "token: in",
             "token: Rust?",
-            "sources:2",
+            // Both sections of the ownership lesson (they share no text)
+            // and the sourdough one.
+            "sources:3",
             "done:stop",
         ]
     );
@@ -140,7 +142,7 @@ async fn simple_echo_streams_and_persists(db: Db) {
     assert!(messages[1].response_time.unwrap() >= 0.0);
     assert_eq!(meta(&messages[1], "finish_reason"), "stop");
     assert_eq!(meta(&messages[1], "backend"), "simple");
-    assert_eq!(meta(&messages[1], "sources").as_array().unwrap().len(), 2);
+    assert_eq!(meta(&messages[1], "sources").as_array().unwrap().len(), 3);
     // The session is titled from its first message.
     let session = fx
         .store
