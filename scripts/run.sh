@@ -102,6 +102,21 @@ pids+=($!)
 api=$(wait_listening "$logs/api-gateway.out" api-gateway "${pids[1]}")
 ws=${api/http:/ws:}
 
+# The demo courses are indexed in the background at start (embedded on the
+# first start, checked by content hash afterwards): wait for it, so the first
+# question already finds every course.
+wait_indexed() {
+  local log=$logs/chat-service.log pid=${pids[0]}
+  for i in $(seq 1 1500); do
+    grep -q 'courses indexed\|course indexing failed' "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    [ "$i" = 10 ] && echo "confab: indexing the demo courses (the first start embeds them; about a minute)..."
+    sleep 0.2
+  done
+  echo "confab: the demo courses are still being indexed; early answers may miss some of them" >&2
+}
+wait_indexed
+
 cat <<EOT
 
 confab is running (data in $DATA_DIR/, logs in $logs/)
