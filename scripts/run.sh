@@ -102,14 +102,20 @@ pids+=($!)
 api=$(wait_listening "$logs/api-gateway.out" api-gateway "${pids[1]}")
 ws=${api/http:/ws:}
 
-# The demo courses are indexed in the background at start (embedded on the
-# first start, checked by content hash afterwards): wait for it, so the first
+# The demo courses are indexed in the background at start: by chat-service
+# for the courses it finds, and, on a first start, by the gateway once it has
+# loaded the demo catalogue (embedding them takes about a minute there;
+# later starts only check content hashes). Wait for both, so the first
 # question already finds every course.
 wait_indexed() {
-  local log=$logs/chat-service.log pid=${pids[0]}
+  local chat=$logs/chat-service.log gw=$logs/api-gateway.log gateway_indexes=0 i
+  grep -q 'demo catalogue loaded' "$gw" 2>/dev/null && gateway_indexes=1
   for i in $(seq 1 1500); do
-    grep -q 'courses indexed\|course indexing failed' "$log" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 0
+    if grep -q 'courses indexed\|course indexing failed' "$chat" 2>/dev/null &&
+      { [ "$gateway_indexes" = 0 ] || grep -q 'demo courses indexed\|demo courses not all indexed' "$gw" 2>/dev/null; }; then
+      return 0
+    fi
+    kill -0 "${pids[0]}" 2>/dev/null && kill -0 "${pids[1]}" 2>/dev/null || return 0
     [ "$i" = 10 ] && echo "confab: indexing the demo courses (the first start embeds them; about a minute)..."
     sleep 0.2
   done
