@@ -311,8 +311,8 @@ async fn run() -> Result<bool, EvalError> {
             let started = Instant::now();
             let mut first = None;
             let mut last = started;
-            let (mut answer, mut sources, mut passages, mut tokens, mut error) =
-                (String::new(), Vec::new(), Vec::new(), 0u32, None);
+            let (mut answer, mut passages, mut tokens, mut error) =
+                (String::new(), Vec::new(), 0u32, None);
             let mut events =
                 backend.stream(item.question.clone(), Vec::new(), ChatContext::new("eval"));
             while let Some(event) = events.next().await {
@@ -323,15 +323,13 @@ async fn run() -> Result<bool, EvalError> {
                         last = now;
                         answer.push_str(&t);
                     }
-                    ChatEvent::Sources(s) => {
-                        sources = s.iter().map(|s| s.file_path.clone()).collect();
-                        passages = s;
-                    }
+                    ChatEvent::Sources(s) => passages = s,
                     ChatEvent::Finished { usage, .. } => tokens = usage.completion_tokens,
                     ChatEvent::Error(e) => error = Some(e.to_string()),
                     _ => {}
                 }
             }
+            let sources: Vec<String> = passages.iter().map(|p| p.file_path.clone()).collect();
             let mut score = score_answer(item, &answer, &sources);
             let first = first.unwrap_or(last);
             score.ttft_ms = (first - started).as_secs_f64() * 1000.0;

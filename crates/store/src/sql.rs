@@ -66,14 +66,28 @@ pub fn search_tokens(query: &str) -> Vec<String> {
 
 /// An FTS5 MATCH expression: every token quoted, all required (`any` = false) or any one.
 pub fn fts5_match(tokens: &[String], any: bool) -> String {
-    let quoted: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
-    quoted.join(if any { " OR " } else { " " })
+    let words = tokens.iter().map(|t| (t.as_str(), false));
+    join_terms(words, '"', "*", if any { " OR " } else { " " })
 }
 
 /// A `to_tsquery` expression: every token quoted, joined by `&` or `|`.
 pub fn tsquery(tokens: &[String], any: bool) -> String {
-    let quoted: Vec<String> = tokens.iter().map(|t| format!("'{t}'")).collect();
-    quoted.join(if any { " | " } else { " & " })
+    let words = tokens.iter().map(|t| (t.as_str(), false));
+    join_terms(words, '\'', ":*", if any { " | " } else { " & " })
+}
+
+/// Quotes each `(word, prefix)` (tokens hold no quotes: see
+/// [`search_tokens`]), marks prefixes, joins them with `sep`.
+fn join_terms<'a>(
+    terms: impl Iterator<Item = (&'a str, bool)>,
+    quote: char,
+    prefix_mark: &str,
+    sep: &str,
+) -> String {
+    let quoted: Vec<String> = terms
+        .map(|(t, prefix)| format!("{quote}{t}{quote}{}", if prefix { prefix_mark } else { "" }))
+        .collect();
+    quoted.join(sep)
 }
 
 /// One word of a full-text query, from [`search_tokens`] (letters and
@@ -89,20 +103,22 @@ pub struct QueryTerm {
 
 /// An FTS5 MATCH expression matching any of `terms` (`"word"`, `"stem"*`).
 pub fn fts5_any(terms: &[QueryTerm]) -> String {
-    let quoted: Vec<String> = terms
-        .iter()
-        .map(|t| format!("\"{}\"{}", t.text, if t.prefix { "*" } else { "" }))
-        .collect();
-    quoted.join(" OR ")
+    join_terms(
+        terms.iter().map(|t| (t.text.as_str(), t.prefix)),
+        '"',
+        "*",
+        " OR ",
+    )
 }
 
 /// A `to_tsquery` expression matching any of `terms` (`'word'`, `'stem':*`).
 pub fn tsquery_any(terms: &[QueryTerm]) -> String {
-    let quoted: Vec<String> = terms
-        .iter()
-        .map(|t| format!("'{}'{}", t.text, if t.prefix { ":*" } else { "" }))
-        .collect();
-    quoted.join(" | ")
+    join_terms(
+        terms.iter().map(|t| (t.text.as_str(), t.prefix)),
+        '\'',
+        ":*",
+        " | ",
+    )
 }
 
 #[cfg(test)]
