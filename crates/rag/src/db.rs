@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 use confab_store::schema::{rag_chunks, rag_collections, rag_documents, rag_state};
-use confab_store::sql::{QueryTerm, fts5_any, tsquery_any};
+use confab_store::sql::{CachedSql, QueryTerm, fts5_any, tsquery_any};
 use confab_store::{DbConnection, write_transaction};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -144,16 +144,26 @@ pub(crate) fn collection_models(
         .load(conn)?)
 }
 
-/// Name, embedding model and dimensions of every collection, knowledge
-/// bases' included.
+/// A collection's embedding model.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct CollectionModel {
+    pub name: String,
+    pub model: String,
+    pub dimensions: i32,
+    /// Whether it is a knowledge base's (those track their model themselves).
+    pub knowledge_base: bool,
+}
+
+/// The embedding model of every collection, knowledge bases' included.
 pub(crate) fn every_collection_model(
     conn: &mut DbConnection,
-) -> Result<Vec<(String, String, i32)>, RagError> {
+) -> Result<Vec<CollectionModel>, RagError> {
     Ok(rag_collections::table
         .select((
             rag_collections::name,
             rag_collections::embedding_model,
             rag_collections::dimensions,
+            rag_collections::knowledge_base_id.is_not_null(),
         ))
         .load(conn)?)
 }
@@ -362,7 +372,7 @@ pub(crate) fn keyword_search(
     let scope = scope_json(collections);
     let rows: Vec<Ranked> = match conn {
         // The collection column has weight 0: it narrows, it does not rank.
-        DbConnection::Sqlite(c) => diesel::sql_query(
+        DbConnection::Sqlite(c) => CachedSql(
             "SELECT f.rowid AS seq, -bm25(rag_chunks_fts, 1.0, 1.0, 0.0) AS score FROM rag_chunks_fts f \
              JOIN rag_chunks c ON c.seq = f.rowid \
              WHERE rag_chunks_fts MATCH ? AND (CASE WHEN ? IS NULL THEN c.collection NOT LIKE 'kb:%' \
@@ -374,30 +384,38 @@ pub(crate) fn keyword_search(
         .bind::<Nullable<Text>, _>(&scope)
         .bind::<BigInt, _>(limit as i64)
         .load(c)?,
-        DbConnection::Pg(c) if scope.is_none() => diesel::sql_query(
-            "SELECT seq, ts_rank(content_tsv, to_tsquery('simple', $1))::float8 AS score FROM rag_chunks \
-             WHERE content_tsv @@ to_tsquery('simple', $1) AND collection NOT LIKE 'kb:%' \
-             ORDER BY score DESC, seq LIMIT $2",
-        )
-        .bind::<Text, _>(tsquery_any(terms))
-        .bind::<BigInt, _>(limit as i64)
-        .load(c)?,
+        DbConnection::Pg(c) if scope.is_none() => {
+            let query = tsquery_any(terms);
+            CachedSql(
+                "SELECT seq, ts_rank(content_tsv, to_tsquery('simple', ?))::float8 AS score FROM rag_chunks \
+                 WHERE content_tsv @@ to_tsquery('simple', ?) AND collection NOT LIKE 'kb:%' \
+                 ORDER BY score DESC, seq LIMIT ?",
+            )
+            .bind::<Text, _>(&query)
+            .bind::<Text, _>(&query)
+            .bind::<BigInt, _>(limit as i64)
+            .load(c)?
+        }
         // Scoped: the scope's rows first (the collection index), then the
         // words among them. Left to itself the planner takes the words'
         // GIN index, which matches chunks of every collection, and filters
         // after: 145x slower for one base among 1,000 (make bench-knowledge).
-        DbConnection::Pg(c) => diesel::sql_query(
-            "WITH scoped AS MATERIALIZED ( \
-               SELECT seq, content_tsv FROM rag_chunks \
-               WHERE collection = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))) \
-             SELECT seq, ts_rank(content_tsv, to_tsquery('simple', $1))::float8 AS score FROM scoped \
-             WHERE content_tsv @@ to_tsquery('simple', $1) \
-             ORDER BY score DESC, seq LIMIT $3",
-        )
-        .bind::<Text, _>(tsquery_any(terms))
-        .bind::<Nullable<Text>, _>(&scope)
-        .bind::<BigInt, _>(limit as i64)
-        .load(c)?,
+        DbConnection::Pg(c) => {
+            let query = tsquery_any(terms);
+            CachedSql(
+                "WITH scoped AS MATERIALIZED ( \
+                   SELECT seq, content_tsv FROM rag_chunks \
+                   WHERE collection = ANY (ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))) \
+                 SELECT seq, ts_rank(content_tsv, to_tsquery('simple', ?))::float8 AS score FROM scoped \
+                 WHERE content_tsv @@ to_tsquery('simple', ?) \
+                 ORDER BY score DESC, seq LIMIT ?",
+            )
+            .bind::<Nullable<Text>, _>(&scope)
+            .bind::<Text, _>(&query)
+            .bind::<Text, _>(&query)
+            .bind::<BigInt, _>(limit as i64)
+            .load(c)?
+        }
     };
     Ok(rows.into_iter().map(|r| (r.seq, r.score)).collect())
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 use confab_llm::EmbeddingModel;
 use confab_models::{Metadata, SourceInfo};
 use confab_store::sql::{QueryTerm, search_tokens};
-use confab_store::{Backend, Db};
+use confab_store::{Backend, Db, DbConnection};
 use rust_stemmers::{Algorithm, Stemmer};
 use serde_json::json;
 
@@ -145,6 +145,63 @@ struct VectorCache {
     known: Mutex<HashMap<i64, (String, u64)>>,
     /// The database version the index reflects (`None` before the first load).
     version: Mutex<Option<i64>>,
+    /// Chunks with their documents, as retrieval last read them, and the
+    /// version they were read at: a chunk or document only changes with
+    /// the version, so an entry of the current version is current.
+    details: Mutex<DetailCache>,
+}
+
+/// Most chunk details [`VectorCache::details`] keeps (it is emptied when full).
+const DETAIL_CACHE_ENTRIES: usize = 4096;
+
+/// The chunk details of one database version.
+#[derive(Default)]
+struct DetailCache {
+    version: i64,
+    by_id: HashMap<i64, ChunkDetail>,
+}
+
+impl DetailCache {
+    /// The cached details of `ids` read at `version`, and the ids not cached.
+    fn get(&self, version: i64, ids: &[i64]) -> (Vec<ChunkDetail>, Vec<i64>) {
+        if self.version != version {
+            return (Vec::new(), ids.to_vec());
+        }
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.by_id.get(id) {
+                Some(d) => found.push(d.clone()),
+                None => missing.push(*id),
+            }
+        }
+        (found, missing)
+    }
+
+    /// Keeps details read at `version` (an older version's are dropped, a
+    /// read older than what is kept is not kept).
+    fn put(&mut self, version: i64, details: &[ChunkDetail]) {
+        if version < self.version {
+            return;
+        }
+        if version > self.version || self.by_id.len() + details.len() > DETAIL_CACHE_ENTRIES {
+            self.by_id.clear();
+            self.version = version;
+        }
+        for d in details {
+            self.by_id.insert(d.seq, d.clone());
+        }
+    }
+}
+
+/// What one trip to the database gathers for a search.
+struct Gathered {
+    /// The database version the hits are of (with the in-memory index).
+    version: Option<i64>,
+    /// Keyword hits, best first (`None`: no keyword search).
+    keyword: Option<Vec<(i64, f64)>>,
+    /// Every collection's model, when asked for.
+    models: Vec<db::CollectionModel>,
 }
 
 /// Ingestion and retrieval. Cheap to clone.
@@ -227,6 +284,7 @@ impl Rag {
                 index: RwLock::new(index),
                 known: Mutex::new(HashMap::new()),
                 version: Mutex::new(None),
+                details: Mutex::new(DetailCache::default()),
             }))
         };
         let rag = Self {
@@ -282,90 +340,7 @@ impl Rag {
             return Ok(());
         };
         self.db
-            .run(move |conn| {
-                let version = db::version(conn)?;
-                let mut seen = cache
-                    .version
-                    .lock()
-                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
-                if *seen == Some(version) {
-                    return Ok(());
-                }
-                let ids = db::chunk_ids(conn)?;
-                let mut known = cache
-                    .known
-                    .lock()
-                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
-                let present: HashMap<i64, (String, u64)> = ids
-                    .into_iter()
-                    .map(|(id, collection, document)| (id, (collection, document_key(&document))))
-                    .collect();
-                // Gone, or the id now belongs to another row (reused id).
-                let gone: Vec<i64> = known
-                    .iter()
-                    .filter(|(id, was)| present.get(id) != Some(*was))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in &gone {
-                    known.remove(id);
-                }
-                let new: Vec<i64> = present
-                    .keys()
-                    .filter(|id| !known.contains_key(id))
-                    .copied()
-                    .collect();
-                let vectors = db::chunk_vectors(conn, &new)?;
-                let mut index = cache
-                    .index
-                    .write()
-                    .map_err(|_| RagError::Index("lock poisoned".into()))?;
-                for id in &gone {
-                    index.remove(*id);
-                }
-                // Bulk-load per collection: the HNSW graph is built once, in parallel.
-                let mut by_collection: HashMap<String, Vec<(i64, Vec<f32>)>> = HashMap::new();
-                for (id, collection, vector) in vectors {
-                    // A chunk without words embeds to zero (or a provider sent junk):
-                    // it can never be a nearest neighbour, so it stays out of the index.
-                    if vector.iter().all(|x| *x == 0.0) || vector.iter().any(|x| !x.is_finite()) {
-                        tracing::debug!(
-                            id,
-                            "chunk vector left out of the index (zero or not finite)"
-                        );
-                        if let Some(key) = present.get(&id) {
-                            known.insert(id, key.clone());
-                        }
-                        continue;
-                    }
-                    by_collection
-                        .entry(collection)
-                        .or_default()
-                        .push((id, vector));
-                }
-                for (collection, items) in by_collection {
-                    let Some(dims) = items.first().map(|(_, v)| v.len()) else {
-                        continue;
-                    };
-                    let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
-                    // A collection re-embedded with another model: its old (now empty) index goes.
-                    if index
-                        .get(&collection)
-                        .is_some_and(|i| i.dimensions() != dims && i.is_empty())
-                    {
-                        index.remove_collection(&collection);
-                    }
-                    index
-                        .extend(&collection, dims, items)
-                        .map_err(|e| RagError::Index(e.to_string()))?;
-                    for id in ids {
-                        if let Some(key) = present.get(&id) {
-                            known.insert(id, key.clone());
-                        }
-                    }
-                }
-                *seen = Some(version);
-                Ok(())
-            })
+            .run(move |conn| sync_with(&cache, conn).map(drop))
             .await
     }
 
@@ -615,41 +590,46 @@ impl Rag {
             check_collection(c)?;
         }
         let scope = options.collection.clone().map(|c| vec![c]);
+        let keyword_scope = match options.mode {
+            SearchMode::Vector => None,
+            SearchMode::Hybrid | SearchMode::Keyword => Some(scope.clone()),
+        };
+        let Some(found) = self
+            .gather(query, keyword_scope, true, options.top_k)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
         // Never compare the query with vectors of another model (knowledge
         // bases included, when one is named).
         let (model, dims) = (
-            self.config.embedding_model.clone(),
+            self.config.embedding_model.as_str(),
             self.embedder.dimensions() as i32,
         );
-        let mismatched: Vec<String> = self
-            .db
-            .run(db::every_collection_model)
-            .await?
-            .into_iter()
-            .filter(|(_, m, d)| *m != model || *d != dims)
-            .map(|(name, _, _)| name)
+        let mismatched: Vec<&str> = found
+            .models
+            .iter()
+            .filter(|m| m.model != model || m.dimensions != dims)
+            .map(|m| m.name.as_str())
             .collect();
         let vector_scope = match &scope {
             _ if mismatched.is_empty() => Some(scope.clone()),
-            Some(list) if list.iter().any(|c| mismatched.contains(c)) => None,
+            Some(list) if list.iter().any(|c| mismatched.contains(&c.as_str())) => None,
             Some(_) => Some(scope.clone()),
-            None => {
-                let all = self.db.run(db::collection_models).await?;
-                Some(Some(
-                    all.into_iter()
-                        .map(|(name, _, _)| name)
-                        .filter(|name| !mismatched.contains(name))
-                        .collect(),
-                ))
-            }
+            None => Some(Some(
+                found
+                    .models
+                    .iter()
+                    .filter(|m| !m.knowledge_base && !mismatched.contains(&m.name.as_str()))
+                    .map(|m| m.name.clone())
+                    .collect(),
+            )),
         };
-        let (vector_scope, keyword_scope) = match options.mode {
-            SearchMode::Hybrid => (vector_scope, Some(scope)),
-            SearchMode::Vector => (vector_scope, None),
-            SearchMode::Keyword => (None, Some(scope)),
+        let vector_scope = match options.mode {
+            SearchMode::Hybrid | SearchMode::Vector => vector_scope,
+            SearchMode::Keyword => None,
         };
-        self.search_in(query, vector_scope, keyword_scope, options.top_k)
-            .await
+        self.rank(query, vector_scope, found, options.top_k).await
     }
 
     /// Searches exactly these collections: vector search in `vector` (those
@@ -665,59 +645,96 @@ impl Rag {
         for c in vector.iter().chain(keyword) {
             check_collection(c)?;
         }
-        self.search_in(
-            query,
-            (!vector.is_empty()).then(|| Some(vector.to_vec())),
-            (!keyword.is_empty()).then(|| Some(keyword.to_vec())),
-            top_k,
-        )
-        .await
+        let keyword_scope = (!keyword.is_empty()).then(|| Some(keyword.to_vec()));
+        let vector_scope = (!vector.is_empty()).then(|| Some(vector.to_vec()));
+        if keyword_scope.is_none() && vector_scope.is_none() {
+            return Ok(Vec::new());
+        }
+        let Some(found) = self.gather(query, keyword_scope, false, top_k).await? else {
+            return Ok(Vec::new());
+        };
+        self.rank(query, vector_scope, found, top_k).await
     }
 
-    /// `None` retriever: not used; `Some(None)`: every collection but the
-    /// knowledge bases; `Some(Some(list))`: those collections.
-    async fn search_in(
+    /// The one trip to the database a search starts with: the in-memory
+    /// index brought in step, the keyword hits in `keyword` (`None`: no
+    /// keyword search; `Some(None)`: every collection but knowledge bases)
+    /// and, with `models`, every collection's model. `None` for an empty
+    /// query.
+    async fn gather(
+        &self,
+        query: &str,
+        keyword: Option<Option<Vec<String>>>,
+        models: bool,
+        top_k: usize,
+    ) -> Result<Option<Gathered>, RagError> {
+        if query.trim().is_empty() {
+            return Ok(None);
+        }
+        let terms = keyword_terms(query.trim());
+        let n = self.candidates(top_k);
+        let cache = self.cache.clone();
+        let found = self
+            .db
+            .run(move |conn| {
+                let version = match &cache {
+                    Some(cache) => Some(sync_with(cache, conn)?),
+                    None => None,
+                };
+                let keyword = match keyword {
+                    Some(scope) => Some(db::keyword_search(conn, &terms, scope.as_deref(), n)?),
+                    None => None,
+                };
+                let models = if models {
+                    db::every_collection_model(conn)?
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, RagError>(Gathered {
+                    version,
+                    keyword,
+                    models,
+                })
+            })
+            .await?;
+        Ok(Some(found))
+    }
+
+    /// How many candidates each search method offers to fusion.
+    fn candidates(&self, top_k: usize) -> usize {
+        self.config.candidates.max(top_k.clamp(1, 100) * 2)
+    }
+
+    /// The best `top_k` sources: vector hits in `vector_scope` (`None`: no
+    /// vector search; `Some(None)`: every collection but knowledge bases)
+    /// fused with the gathered keyword hits.
+    async fn rank(
         &self,
         query: &str,
         vector_scope: Option<Option<Vec<String>>>,
-        keyword_scope: Option<Option<Vec<String>>>,
+        found: Gathered,
         top_k: usize,
     ) -> Result<Vec<SourceInfo>, RagError> {
         let k = top_k.clamp(1, 100);
-        let n = self.config.candidates.max(k * 2);
+        let n = self.candidates(top_k);
         let query = query.trim();
-        if query.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mode = match (&vector_scope, &keyword_scope) {
-            (Some(_), Some(_)) => SearchMode::Hybrid,
-            (Some(_), None) => SearchMode::Vector,
-            (None, Some(_)) => SearchMode::Keyword,
-            (None, None) => return Ok(Vec::new()),
+        let mode = match (vector_scope.is_some(), found.keyword.is_some()) {
+            (true, true) => SearchMode::Hybrid,
+            (true, false) => SearchMode::Vector,
+            (false, true) => SearchMode::Keyword,
+            (false, false) => return Ok(Vec::new()),
         };
         let vector_hits = match vector_scope {
             Some(scope) => self.vector_candidates(query, scope.as_deref(), n).await?,
             None => Vec::new(),
         };
-        let keyword_hits = match keyword_scope {
-            Some(scope) => {
-                let terms = keyword_terms(query);
-                self.db
-                    .run(move |conn| db::keyword_search(conn, &terms, scope.as_deref(), n))
-                    .await?
-            }
-            None => Vec::new(),
-        };
+        let keyword_hits = found.keyword.unwrap_or_default();
         let fused = fuse(&vector_hits, &keyword_hits, self.config.rrf_k, mode);
         let wanted: Vec<i64> = fused.iter().take(k * 3).map(|(id, _)| *id).collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = wanted.clone();
-        let details = self
-            .db
-            .run(move |conn| db::chunk_details(conn, &ids))
-            .await?;
+        let details = self.details(found.version, wanted).await?;
         let by_id: HashMap<i64, ChunkDetail> = details.into_iter().map(|d| (d.seq, d)).collect();
         let mut out: Vec<SourceInfo> = Vec::with_capacity(k);
         let mut taken: Vec<&ChunkDetail> = Vec::new();
@@ -742,6 +759,39 @@ impl Rag {
         Ok(out)
     }
 
+    /// The chunks `ids` with their documents: from the detail cache when
+    /// they were read at `version`, the rest from the database.
+    async fn details(
+        &self,
+        version: Option<i64>,
+        ids: Vec<i64>,
+    ) -> Result<Vec<ChunkDetail>, RagError> {
+        let (Some(cache), Some(version)) = (&self.cache, version) else {
+            return self.db.run(move |conn| db::chunk_details(conn, &ids)).await;
+        };
+        let (mut found, missing) = cache
+            .details
+            .lock()
+            .map_err(|_| RagError::Index("lock poisoned".into()))?
+            .get(version, &ids);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let read = self
+            .db
+            .run(move |conn| db::chunk_details(conn, &missing))
+            .await?;
+        cache
+            .details
+            .lock()
+            .map_err(|_| RagError::Index("lock poisoned".into()))?
+            .put(version, &read);
+        found.extend(read);
+        Ok(found)
+    }
+
+    /// Vector hits in `collections` (`None`: every collection but knowledge
+    /// bases). The in-memory index was brought in step by [`Rag::gather`].
     async fn vector_candidates(
         &self,
         query: &str,
@@ -763,7 +813,6 @@ impl Rag {
                     .await
             }
             Some(cache) => {
-                self.sync().await?;
                 let index = cache
                     .index
                     .read()
@@ -793,6 +842,92 @@ impl Rag {
             }
         }
     }
+}
+
+/// Brings `cache` in step with the database on `conn`; the version it now reflects.
+fn sync_with(cache: &VectorCache, conn: &mut DbConnection) -> Result<i64, RagError> {
+    let version = db::version(conn)?;
+    let mut seen = cache
+        .version
+        .lock()
+        .map_err(|_| RagError::Index("lock poisoned".into()))?;
+    if *seen == Some(version) {
+        return Ok(version);
+    }
+    let ids = db::chunk_ids(conn)?;
+    let mut known = cache
+        .known
+        .lock()
+        .map_err(|_| RagError::Index("lock poisoned".into()))?;
+    let present: HashMap<i64, (String, u64)> = ids
+        .into_iter()
+        .map(|(id, collection, document)| (id, (collection, document_key(&document))))
+        .collect();
+    // Gone, or the id now belongs to another row (reused id).
+    let gone: Vec<i64> = known
+        .iter()
+        .filter(|(id, was)| present.get(id) != Some(*was))
+        .map(|(id, _)| *id)
+        .collect();
+    for id in &gone {
+        known.remove(id);
+    }
+    let new: Vec<i64> = present
+        .keys()
+        .filter(|id| !known.contains_key(id))
+        .copied()
+        .collect();
+    let vectors = db::chunk_vectors(conn, &new)?;
+    let mut index = cache
+        .index
+        .write()
+        .map_err(|_| RagError::Index("lock poisoned".into()))?;
+    for id in &gone {
+        index.remove(*id);
+    }
+    // Bulk-load per collection: the HNSW graph is built once, in parallel.
+    let mut by_collection: HashMap<String, Vec<(i64, Vec<f32>)>> = HashMap::new();
+    for (id, collection, vector) in vectors {
+        // A chunk without words embeds to zero (or a provider sent junk):
+        // it can never be a nearest neighbour, so it stays out of the index.
+        if vector.iter().all(|x| *x == 0.0) || vector.iter().any(|x| !x.is_finite()) {
+            tracing::debug!(
+                id,
+                "chunk vector left out of the index (zero or not finite)"
+            );
+            if let Some(key) = present.get(&id) {
+                known.insert(id, key.clone());
+            }
+            continue;
+        }
+        by_collection
+            .entry(collection)
+            .or_default()
+            .push((id, vector));
+    }
+    for (collection, items) in by_collection {
+        let Some(dims) = items.first().map(|(_, v)| v.len()) else {
+            continue;
+        };
+        let ids: Vec<i64> = items.iter().map(|(id, _)| *id).collect();
+        // A collection re-embedded with another model: its old (now empty) index goes.
+        if index
+            .get(&collection)
+            .is_some_and(|i| i.dimensions() != dims && i.is_empty())
+        {
+            index.remove_collection(&collection);
+        }
+        index
+            .extend(&collection, dims, items)
+            .map_err(|e| RagError::Index(e.to_string()))?;
+        for id in ids {
+            if let Some(key) = present.get(&id) {
+                known.insert(id, key.clone());
+            }
+        }
+    }
+    *seen = Some(version);
+    Ok(version)
 }
 
 /// A compact key of a document id, for [`VectorCache::known`].
@@ -976,6 +1111,51 @@ fn source_info(d: &ChunkDetail, score: f64) -> SourceInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn detail(seq: i64, content: &str) -> ChunkDetail {
+        ChunkDetail {
+            seq,
+            chunk_index: 0,
+            chunk_title: String::new(),
+            content: content.into(),
+            collection: "c".into(),
+            document_id: "d".into(),
+            source: "s".into(),
+            document_title: String::new(),
+            metadata: "{}".into(),
+            page: None,
+        }
+    }
+
+    /// Details are only ever served for the version they were read at.
+    #[test]
+    fn detail_cache_is_per_version() {
+        let mut cache = DetailCache::default();
+        cache.put(3, &[detail(1, "one"), detail(2, "two")]);
+        let (found, missing) = cache.get(3, &[1, 2, 5]);
+        assert_eq!(
+            found.iter().map(|d| d.content.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+        assert_eq!(missing, [5]);
+        // Another version: nothing is served.
+        let (found, missing) = cache.get(4, &[1, 2]);
+        assert!(found.is_empty());
+        assert_eq!(missing, [1, 2]);
+        // A read of an older version is not kept over a newer one.
+        cache.put(4, &[detail(1, "one, rewritten")]);
+        cache.put(3, &[detail(2, "two, stale")]);
+        let (found, missing) = cache.get(4, &[1, 2]);
+        assert_eq!(found[0].content, "one, rewritten");
+        assert_eq!(missing, [2]);
+        // Full: emptied, not grown.
+        let many: Vec<ChunkDetail> = (10..10 + DETAIL_CACHE_ENTRIES as i64)
+            .map(|i| detail(i, "x"))
+            .collect();
+        cache.put(4, &many);
+        assert_eq!(cache.by_id.len(), DETAIL_CACHE_ENTRIES);
+        assert_eq!(cache.get(4, &[1]).1, [1]);
+    }
 
     #[test]
     fn fusion_normalises_and_orders() {

@@ -2,6 +2,14 @@
 //! backends, [`raw_load!`](crate::raw_load), and full-text query builders
 //! that turn any user input into plain words.
 
+use std::marker::PhantomData;
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
+
 /// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
 pub fn pg_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
@@ -34,6 +42,105 @@ macro_rules! raw_load {
         }
     }};
 }
+
+/// Raw SQL with a constant text, whose prepared statement the connection
+/// keeps and reuses, on either backend.
+///
+/// Diesel never caches a `sql_query` (its text could be anything), so a
+/// hot raw query is parsed and planned again on every call: about 7% of
+/// chat-service's CPU on `/v1` (`make bench-gateway` under `perf`). The
+/// text here is a `&'static str`, so the cache (keyed by text) stays
+/// bounded. Every `?` is a placeholder (written `$n` on PostgreSQL); bind
+/// one value per `?`, in order, with [`CachedSql::bind`] and
+/// [`Bound::bind`].
+#[derive(Debug, Clone, Copy)]
+pub struct CachedSql(pub &'static str);
+
+impl CachedSql {
+    /// Binds the value of the first `?`.
+    pub fn bind<ST, V>(self, value: V) -> Bound<Self, V, ST> {
+        Bound {
+            query: self,
+            value,
+            sql: self.0,
+            index: 1,
+            sql_type: PhantomData,
+        }
+    }
+}
+
+/// The `n`th piece of `sql` split at its placeholders (empty past the end).
+fn segment(sql: &str, n: usize) -> &str {
+    sql.split('?').nth(n).unwrap_or_default()
+}
+
+impl QueryId for CachedSql {
+    type QueryId = ();
+    // No static id: the statement cache keys it by its SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB: Backend> QueryFragment<DB> for CachedSql {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(segment(self.0, 0));
+        Ok(())
+    }
+}
+
+impl Query for CachedSql {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for CachedSql {}
+
+/// A [`CachedSql`] with its first `index` placeholders bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound<Q, V, ST> {
+    query: Q,
+    value: V,
+    sql: &'static str,
+    index: usize,
+    sql_type: PhantomData<ST>,
+}
+
+impl<Q, V, ST> Bound<Q, V, ST> {
+    /// Binds the value of the next `?`.
+    pub fn bind<ST2, V2>(self, value: V2) -> Bound<Self, V2, ST2> {
+        let (sql, index) = (self.sql, self.index + 1);
+        Bound {
+            query: self,
+            value,
+            sql,
+            index,
+            sql_type: PhantomData,
+        }
+    }
+}
+
+impl<Q, V, ST> QueryId for Bound<Q, V, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q, V, ST, DB> QueryFragment<DB> for Bound<Q, V, ST>
+where
+    DB: Backend + HasSqlType<ST>,
+    Q: QueryFragment<DB>,
+    V: ToSql<ST, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.query.walk_ast(out.reborrow())?;
+        out.push_bind_param(&self.value)?;
+        out.push_sql(segment(self.sql, self.index));
+        Ok(())
+    }
+}
+
+impl<Q, V, ST> Query for Bound<Q, V, ST> {
+    type SqlType = Untyped;
+}
+
+impl<Conn, Q, V, ST> RunQueryDsl<Conn> for Bound<Q, V, ST> {}
 
 /// Most words of a search query that are used.
 const MAX_TOKENS: usize = 32;
@@ -131,6 +238,52 @@ mod tests {
             pg_placeholders("a = ? AND b = ? OR c = ?"),
             "a = $1 AND b = $2 OR c = $3"
         );
+    }
+
+    /// A `CachedSql` statement is prepared once per connection and reused;
+    /// a `sql_query` of the same text is prepared on every call.
+    #[test]
+    fn cached_sql_is_prepared_once() {
+        use diesel::connection::{Connection as _, InstrumentationEvent};
+        use diesel::sql_types::{BigInt, Text};
+        use std::sync::{Arc, Mutex};
+
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+            #[diesel(sql_type = Text)]
+            s: String,
+        }
+        let mut conn = diesel::SqliteConnection::establish(":memory:").expect("sqlite");
+        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = cached.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().expect("lock").push(sql.to_owned());
+            }
+        });
+        const SQL: &str = "SELECT ? + 1 AS n, ? AS s";
+        for i in 0..3_i64 {
+            let rows: Vec<Row> = CachedSql(SQL)
+                .bind::<BigInt, _>(i)
+                .bind::<Text, _>(format!("v{i}"))
+                .load(&mut conn)
+                .expect("load");
+            assert_eq!(
+                rows,
+                [Row {
+                    n: i + 1,
+                    s: format!("v{i}")
+                }]
+            );
+        }
+        for _ in 0..2 {
+            let _: Vec<Row> = diesel::sql_query("SELECT 1 AS n, 'x' AS s")
+                .load(&mut conn)
+                .expect("load");
+        }
+        assert_eq!(*cached.lock().expect("lock"), [SQL.to_owned()]);
     }
 
     #[test]
