@@ -31,6 +31,10 @@
 # not change the exit status (BENCH_GW_STRICT applies to BENCH_GW_TARGET_*).
 # scripts/ci-perf.sh runs a short version of this in CI.
 #
+# The decisions (held, the search rates) and the summary are made by
+# `bench-report` (crates/testkit/src/bin/bench-report/), from the JSON
+# figures rate-load prints.
+#
 # Everything runs on this machine: the generator competes with the servers
 # for the cores, and whatever else runs (builds, tests) adds noise. The
 # CPU the machine spent outside the benchmark's processes is printed per
@@ -85,6 +89,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 BIN=$TARGET_DIR/release
 OUT=${BENCH_GW_OUT:-$TARGET_DIR/bench-gateway.json}
+# Decisions and the summary: testkit's bench-report (src/bin/bench-report/).
+REPORT=$BIN/bench-report
 
 INTERNAL_KEY=k
 JWT_SECRET=bench-gateway-jwt-secret-0123456789abcd # 40 characters
@@ -96,7 +102,6 @@ LOG_NAME=bench-gateway
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v python3 >/dev/null || die "python3 is needed for the summary"
 command -v curl >/dev/null || die "curl is needed to register the user"
 
 # --- file descriptors: an overloaded run keeps up to 10000 requests waiting.
@@ -107,9 +112,12 @@ if [ "${BENCH_GW_NO_BUILD:-0}" != 1 ]; then
   log "building release binaries (several minutes from clean)"
   "$CARGO" build --release -p api-gateway -p chat-service -p confab-testkit --bins
 fi
-for b in api-gateway chat-service fake-llm rate-load; do
+for b in api-gateway chat-service fake-llm rate-load bench-report; do
   [ -x "$BIN/$b" ] || die "missing $BIN/$b (build it, or unset BENCH_GW_NO_BUILD)"
 done
+# The search rates above every fixed rate, in their order.
+# shellcheck disable=SC2086 # one argument per rate
+SEARCH_RATES=$("$REPORT" search-rates --fixed "$RATES" $SEARCH)
 
 # --- processes, stopped on exit
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-gateway.XXXXXX")
@@ -188,9 +196,7 @@ GW_ADDR=$(listening_addr "$WORK/gateway.out" "$GW_PID" api-gateway)
 log "api-gateway (pid $GW_PID) on $GW_ADDR: $GATEWAY_WORKERS workers"
 
 # --- a user and an API key, over HTTP
-json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
-for k in sys.argv[1].split("."): v=v[int(k)] if isinstance(v, list) else v[k]
-print(v)' "$1"; }
+json_field() { "$REPORT" json-field "$1"; }
 curl -fsS -X POST "http://$GW_ADDR/api/auth/register" -H 'content-type: application/json' \
   -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\",\"display_name\":\"bench\"}" \
   >"$WORK/register.json" || die "registration failed"
@@ -258,12 +264,7 @@ run_chat() {
 }
 # Whether the gateway held RATE: < 0.1% errors, p99 below the limit.
 held() {
-  python3 - "$WORK/gateway-$1.json" "$P99_LIMIT_MS" <<'PY'
-import json, sys
-r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-p99 = (r.get("latency_ms") or {}).get("p99")
-sys.exit(0 if r["error_rate"] < 0.001 and p99 is not None and p99 < float(sys.argv[2]) else 1)
-PY
+  "$REPORT" held "$WORK/gateway-$1.json" --p99-limit-ms "$P99_LIMIT_MS"
 }
 
 RAN=()
@@ -277,15 +278,7 @@ for rate in $RATES; do
     run_chat "$rate"
   fi
 done
-top=0
-for rate in $RATES; do
-  if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)' "$rate" "$top"; then
-    top=$rate
-  fi
-done
-for rate in $SEARCH; do
-  python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)' "$rate" "$top" ||
-    continue
+for rate in $SEARCH_RATES; do
   echo "== search: $rate req/s" >&2
   run_direct "$rate"
   run_gateway "$rate"
@@ -312,148 +305,11 @@ done
 mkdir -p "$(dirname "$OUT")"
 echo
 status=0
-(python3 - "$WORK" "$OUT" "$SPLIT_RATE" "$TARGET_RATE" "$TARGET_MS" "$P99_LIMIT_MS" "$STRICT" \
-  "$CHAT_WORKERS" "$GATEWAY_WORKERS" "$TOKENS" "$SECS" "$WARMUP" "$RATES" "${RAN[@]}" <<'PY'
-import json, os, sys
-
-work, out = sys.argv[1], sys.argv[2]
-split_rate, target_rate = sys.argv[3], sys.argv[4]
-target_ms, p99_limit = float(sys.argv[5]), float(sys.argv[6])
-strict = sys.argv[7] == "1"
-chat_workers, gateway_workers, tokens, secs, warmup = sys.argv[8:13]
-fixed = sys.argv[13].split()
-rates = sys.argv[14:]
-
-def load(name, rate):
-    path = os.path.join(work, f"{name}-{rate}.json")
-    if not os.path.exists(path):
-        return None
-    lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
-    return json.loads(lines[-1]) if lines else None
-
-def lat(r, k):
-    v = (r or {}).get("latency_ms") or {}
-    return v.get(k)
-
-def fmt(x, w=8):
-    return f"{x:{w}.2f}" if isinstance(x, (int, float)) else f"{'-':>{w}}"
-
-def held(r):
-    return bool(r and r["error_rate"] < 0.001 and lat(r, "p99") is not None and lat(r, "p99") < p99_limit)
-
-print(f"== gateway overhead: POST /v1/chat/completions, non-stream, {tokens}-token replies, "
-      f"{secs} s per run after {warmup} s warm-up; chat-service {chat_workers} worker(s), "
-      f"gateway {gateway_workers} worker(s), SQLite")
-print("latency from the scheduled send to the end of the answer, ms")
-print(f"{'rate':>6} | {'direct p50':>10} {'p99':>8} {'max':>8} | {'gateway p50':>11} {'p99':>8} {'max':>8} | "
-      f"{'added p50':>9} {'p99':>8} | {'ratio p50':>9} {'p99':>6} | {'errors d/g':>12} | {'achieved g':>10}")
-rows = []
-for rate in rates:
-    d, g = load("direct", rate), load("gateway", rate)
-    added = {k: (round(lat(g, k) - lat(d, k), 3) if lat(g, k) is not None and lat(d, k) is not None else None)
-             for k in ("p50", "p99", "max")}
-    ratio = {k: (round(lat(g, k) / lat(d, k), 2) if lat(g, k) and lat(d, k) else None) for k in ("p50", "p99")}
-    errs = f"{(d or {}).get('errors', '-')}/{(g or {}).get('errors', '-')}"
-    print(f"{rate:>6} | {fmt(lat(d,'p50'),10)} {fmt(lat(d,'p99'))} {fmt(lat(d,'max'))} | "
-          f"{fmt(lat(g,'p50'),11)} {fmt(lat(g,'p99'))} {fmt(lat(g,'max'))} | "
-          f"{fmt(added['p50'],9)} {fmt(added['p99'])} | {fmt(ratio['p50'],8)}x {fmt(ratio['p99'],5)}x | "
-          f"{errs:>12} | {fmt((g or {}).get('achieved_rate'),10)}")
-    rows.append({"rate": float(rate), "direct": d, "gateway": g, "added_ms": added, "ratio": ratio,
-                 "gateway_held": held(g), "direct_held": held(d)})
-
-print("CPU during the gateway runs (cores busy; ms per request):")
-for row in rows:
-    g = row["gateway"] or {}
-    cpu = g.get("cpu") or {}
-    parts = []
-    for name in ("gateway", "chat-service", "fake-llm", "rate-load", "others"):
-        c = cpu.get(name)
-        if c:
-            per = c.get("ms_per_request")
-            parts.append(f"{name} {c['cores']:.2f}" + (f" ({per:.3f} ms/req)" if per is not None else ""))
-    print(f"  {int(row['rate']):>5} req/s: " + ", ".join(parts))
-others = [((r["direct"] or {}).get("cpu", {}).get("others", {}).get("cores"),
-           (r["gateway"] or {}).get("cpu", {}).get("others", {}).get("cores")) for r in rows]
-busy = [o for pair in others for o in pair if o is not None and o > 0.2]
-if busy:
-    print(f"  note: other processes used up to {max(busy):.2f} cores during some runs: noisy figures")
-
-split = None
-c = load("chat-service", split_rate)
-if c:
-    d, g = load("direct", split_rate), load("gateway", split_rate)
-    print(f"split at {split_rate} req/s (p50 / p99 ms): direct {fmt(lat(d,'p50'),0)} / {fmt(lat(d,'p99'),0)}, "
-          f"chat-service alone {fmt(lat(c,'p50'),0)} / {fmt(lat(c,'p99'),0)}, "
-          f"through the gateway {fmt(lat(g,'p50'),0)} / {fmt(lat(g,'p99'),0)}")
-    if d and g:
-        split = {k: {"chat_service_ms": round(lat(c, k) - lat(d, k), 3),
-                     "gateway_ms": round(lat(g, k) - lat(c, k), 3)} for k in ("p50", "p99")}
-        print(f"  added by chat-service (RAG + SSE + LLM client): {split['p50']['chat_service_ms']:+.2f} / "
-              f"{split['p99']['chat_service_ms']:+.2f} ms; by the gateway (auth + proxy + re-encoding): "
-              f"{split['p50']['gateway_ms']:+.2f} / {split['p99']['gateway_ms']:+.2f} ms")
-        print(f"  errors: chat-service alone {c['errors']}")
-
-held_rates = [r["rate"] for r in rows if r["gateway_held"]]
-below = [r["rate"] for r in rows if r["gateway"] and r["gateway"]["error_rate"] < 0.001]
-# The highest rate held with every lower rate held too.
-highest = None
-for r in sorted(rows, key=lambda r: r["rate"]):
-    if not r["gateway_held"]:
-        break
-    highest = r["rate"]
-print(f"highest rate held through the gateway (< 0.1% errors, p99 < {p99_limit:g} ms): "
-      + (f"{highest:g} req/s" if highest is not None else "none")
-      + (f"; highest with < 0.1% errors alone: {max(below):g} req/s" if below else ""))
-direct_highest = max([r["rate"] for r in rows if r["direct_held"]], default=None)
-if direct_highest is not None:
-    print(f"  (the fake server alone held every rate up to {direct_highest:g} req/s tried)")
-
-target = next((r for r in rows if r["rate"] == float(target_rate)), None)
-met = None
-if target and target["added_ms"]["p99"] is not None:
-    met = target["added_ms"]["p99"] < target_ms and target["gateway_held"]
-    print(f"target: p99 added at {target_rate} req/s = {target['added_ms']['p99']:.2f} ms "
-          f"(< {target_ms:g} ms): {'met' if met else 'MISSED'}")
-# Targets of issue 18 (a MISS is reported; only BENCH_GW_STRICT's target fails the run).
-targets = []
-def target(name, limit, figure, unit, met):
-    verdict = "-" if figure is None else ("PASS" if met else "MISS")
-    shown = "-" if figure is None else f"{figure:.2f} {unit}"
-    print(f"  {name:<50} target {limit:<14} figure {shown:<14} {verdict}")
-    targets.append({"name": name, "target": limit, "figure": figure, "unit": unit, "verdict": verdict})
-print("targets:")
-at = next((r for r in rows if r["rate"] == 1000.0), None)
-added_1000 = at["added_ms"]["p99"] if at else None
-target("added p99 at 1000 req/s (non-stream)", "<= 2 ms", added_1000, "ms",
-       added_1000 is not None and added_1000 <= 2 and at["gateway_held"])
-target(f"saturation (highest rate held, p99 < {p99_limit:g} ms)", ">= 3000 req/s", highest, "req/s",
-       highest is not None and highest >= 3000)
-memory = ((at or {}).get("gateway") or {}).get("memory") or {}
-def rss_mib(name):
-    kib = (memory.get(name) or {}).get("rss_kib")
-    return None if kib is None else kib / 1024
-gw_mib, chat_mib = rss_mib("gateway"), rss_mib("chat-service")
-target("gateway RSS after 1000 req/s", "<= 64 MiB", gw_mib, "MiB", gw_mib is not None and gw_mib <= 64)
-target("chat-service RSS after 1000 req/s", "<= 128 MiB", chat_mib, "MiB",
-       chat_mib is not None and chat_mib <= 128)
-measured = all(load("gateway", r) and load("direct", r) for r in fixed)
-summary = {
-    "settings": {"tokens": int(tokens), "secs": float(secs), "warmup_secs": float(warmup),
-                 "chat_workers": int(chat_workers), "gateway_workers": int(gateway_workers),
-                 "p99_limit_ms": p99_limit, "fixed_rates": [float(r) for r in fixed]},
-    "rates": rows,
-    "split": {"rate": float(split_rate), "chat_service": c, "added": split} if c else None,
-    "highest_rate_held": highest,
-    "highest_rate_below_error_limit": max(below) if below else None,
-    "target": {"rate": float(target_rate), "p99_added_ms_limit": target_ms, "met": met},
-    "targets": targets,
-    "machine": {"before": open(os.path.join(work, "load-before.txt")).read(),
-                "after": open(os.path.join(work, "load-after.txt")).read()},
-}
-with open(out, "w") as f:
-    json.dump(summary, f, indent=2)
-print(f"(all figures: {out})")
-sys.exit(0 if measured and (met or not strict) else 1)
-PY
-) || status=$?
+STRICT_FLAG=()
+if [ "$STRICT" = 1 ]; then STRICT_FLAG=(--strict); fi
+"$REPORT" gateway --work "$WORK" --out "$OUT" --fixed-rates "$RATES" \
+  --split-rate "$SPLIT_RATE" --target-rate "$TARGET_RATE" --target-ms "$TARGET_MS" \
+  --p99-limit-ms "$P99_LIMIT_MS" --tokens "$TOKENS" --secs "$SECS" --warmup-secs "$WARMUP" \
+  --chat-workers "$CHAT_WORKERS" --gateway-workers "$GATEWAY_WORKERS" \
+  "${STRICT_FLAG[@]}" "${RAN[@]}" || status=$?
 exit "$status"

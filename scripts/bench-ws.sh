@@ -17,7 +17,9 @@
 # and noisy: compare runs by ratios, not by milliseconds), then the targets
 # of issue 18 (added TTFT p99 of N first messages at once <= 100 ms, RSS
 # per idle WebSocket <= 16 KiB), each with its figure and PASS/MISS (a MISS
-# does not change the exit status). Everything it started is stopped on exit.
+# does not change the exit status). The summary and its decisions are made by
+# `bench-report ws` (crates/testkit/src/bin/bench-report/), from the JSON
+# figures ws-load prints. Everything it started is stopped on exit.
 #
 # Settings (environment):
 #   BENCH_WS_CONVERSATIONS  concurrent conversations           (default 1000)
@@ -48,12 +50,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 BIN=$TARGET_DIR/release
 OUT=${BENCH_WS_OUT:-$TARGET_DIR/bench-ws.json}
+# The summary: testkit's bench-report (src/bin/bench-report/).
+REPORT=$BIN/bench-report
 
 LOG_NAME=bench-ws
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
-command -v python3 >/dev/null || die "python3 is needed for the summary"
 
 # --- file descriptors: the client holds up to IDLE sockets, the server its
 # own IDLE (separate processes, each inherits this limit).
@@ -70,7 +72,7 @@ if [ "${BENCH_WS_NO_BUILD:-0}" != 1 ]; then
   log "building release binaries (several minutes from clean)"
   "$CARGO" build --release -p chat-service -p confab-testkit --bins
 fi
-for b in chat-service fake-llm ws-load; do
+for b in chat-service fake-llm ws-load bench-report; do
   [ -x "$BIN/$b" ] || die "missing $BIN/$b (build it, or unset BENCH_WS_NO_BUILD)"
 done
 
@@ -179,105 +181,7 @@ done
 mkdir -p "$(dirname "$OUT")"
 echo
 status=0
-(python3 - "$WORK/direct.json" "$WORK/chat.json" "$WORK/idle.json" "$OUT" \
-  "$CONVERSATIONS" "$ROUNDS" "$IDLE" "$TOKENS" "$DELAY_MS" "$WORKERS" <<'PY'
-import json, sys
-
-direct, chat, idle = (json.load(open(p)) for p in sys.argv[1:4])
-out = sys.argv[4]
-conversations, rounds, idle_n, tokens, delay_ms, workers = map(int, sys.argv[5:11])
-
-def mib(kib):
-    return "-" if kib is None else f"{kib / 1024:.1f} MiB"
-
-def compare(name, field, key):
-    d, c = direct[field][key], chat[field][key]
-    ratio = c / d if d else float("inf")
-    print(f"  {name:<6} direct {d:8.1f} ms   through chat-service {c:8.1f} ms   "
-          f"added {c - d:+8.1f} ms   ratio {ratio:6.2f}x")
-    return {"direct_ms": d, "chat_ms": c, "added_ms": round(c - d, 2), "ratio": round(ratio, 3)}
-
-print(f"== figures: {conversations} conversations x {rounds} rounds, {tokens} tokens per reply "
-      f"at {delay_ms} ms, chat-service on SQLite with {workers} workers")
-ttft = {}
-if direct.get("ttft_ms_warm") and chat.get("ttft_ms_warm"):
-    # Round 1 opens every upstream connection (on both sides); later rounds
-    # reuse them: the steady-state comparison.
-    print(f"time to first token, rounds 2..{rounds} (connections to the LLM server pooled):")
-    ttft["warm"] = {"p50": compare("median", "ttft_ms_warm", "p50"),
-                    "p99": compare("p99", "ttft_ms_warm", "p99")}
-print("time to first token, all rounds:")
-ttft["all"] = {"p50": compare("median", "ttft_ms", "p50"), "p99": compare("p99", "ttft_ms", "p99")}
-print("per round (median / p99, direct vs chat-service):")
-per_round = []
-for d, c in zip(direct["rounds"], chat["rounds"]):
-    dm, dp = d["ttft_ms"]["p50"], d["ttft_ms"]["p99"]
-    cm, cp = c["ttft_ms"]["p50"], c["ttft_ms"]["p99"]
-    s = c["server"]
-    before = (s["before"] or {}).get("rss_kib")
-    opened = (s["open"] or {}).get("rss_kib")
-    after = (s["after_close"] or {}).get("rss_kib")
-    print(f"  round {c['round']}: {dm:7.1f} / {dp:7.1f} ms  vs  {cm:7.1f} / {cp:7.1f} ms "
-          f"(added {cm - dm:+.1f} / {cp - dp:+.1f} ms)")
-    timeline = c.get("timeline_ms") or {}
-    print("           chat-service events from the send, median: " + ", ".join(
-        f"{k} {v['p50']:.0f} ms" for k, v in sorted(timeline.items(), key=lambda kv: kv[1]["p50"])))
-    print(f"           RSS: before {mib(before)}, {conversations} open {mib(opened)}, "
-          f"peak {mib(s['peak_rss_kib'])}, after close {mib(after)}")
-    per_round.append({
-        "round": c["round"],
-        "direct_ttft_ms": {"p50": dm, "p99": dp},
-        "chat_ttft_ms": {"p50": cm, "p99": cp},
-        "rss_kib": {"before": before, "open": opened, "peak": s["peak_rss_kib"], "after_close": after},
-        "tokens_delivered": c["tokens_delivered"], "tokens_sent": c["tokens_sent"],
-        "errors": c["errors"], "connect_errors": c["connect_errors"],
-    })
-print(f"tokens delivered / sent: {chat['tokens_delivered']}/{chat['tokens_sent']} = {chat['ratio']:.4f} "
-      f"(direct: {direct['tokens_delivered']}/{direct['tokens_sent']} = {direct['ratio']:.4f})")
-after = chat.get("rss_after_close_kib") or []
-growth = chat.get("rss_growth_kib")
-if after:
-    print("chat-service RSS after each round's close: " + ", ".join(mib(k) for k in after)
-          + ("" if growth is None else f"  (first to last {growth / 1024:+.1f} MiB)"))
-per_conn = idle.get("rss_per_connection_bytes")
-s = idle["server"]
-print(f"idle: {idle['connected']}/{idle['connections']} connected, {idle['still_open']} still open after "
-      f"{idle['hold_secs']} s; RSS {mib((s['before'] or {}).get('rss_kib'))} -> "
-      f"{mib((s['open'] or {}).get('rss_kib'))} (after close {mib((s['after_close'] or {}).get('rss_kib'))}); "
-      + ("per connection " + f"{per_conn / 1024:.1f} KiB" if per_conn is not None else "per connection -"))
-# Targets of issue 18 (a MISS is reported, it does not fail the run).
-targets = []
-def target(name, limit, figure, unit, met):
-    verdict = "-" if figure is None else ("PASS" if met else "MISS")
-    shown = "-" if figure is None else f"{figure:.1f} {unit}"
-    print(f"  {name:<58} target {limit:<12} figure {shown:<12} {verdict}")
-    targets.append({"name": name, "target": limit, "figure": figure, "unit": unit, "verdict": verdict})
-print("targets:")
-which = "warm" if "warm" in ttft else "all"
-added_p99 = ttft[which]["p99"]["added_ms"]
-target(f"added TTFT p99, {conversations} first messages at once"
-       + (f" (rounds 2..{rounds})" if which == "warm" else ""),
-       "<= 100 ms", added_p99, "ms", added_p99 <= 100)
-per_kib = None if per_conn is None else per_conn / 1024
-target(f"RSS per idle WebSocket ({idle_n} open)", "<= 16 KiB", per_kib, "KiB",
-       per_kib is not None and per_kib <= 16)
-ok = bool(direct["ok"] and chat["ok"] and idle["ok"] and chat["ratio"] == 1.0)
-print("result: " + ("OK" if ok else "PROBLEMS (see the rounds above)"))
-summary = {
-    "settings": {"conversations": conversations, "rounds": rounds, "idle": idle_n,
-                 "tokens": tokens, "delay_ms": delay_ms, "workers": workers},
-    "ttft": ttft, "rounds": per_round,
-    "tokens_ratio": chat["ratio"],
-    "rss_after_close_kib": after, "rss_growth_kib": growth,
-    "idle_rss_per_connection_bytes": per_conn,
-    "targets": targets,
-    "ok": ok,
-    "direct": direct, "chat": chat, "idle": idle,
-}
-with open(out, "w") as f:
-    json.dump(summary, f, indent=2)
-print(f"(all figures: {out})")
-sys.exit(0 if ok else 1)
-PY
-) || status=$?
+"$REPORT" ws --direct "$WORK/direct.json" --chat "$WORK/chat.json" --idle "$WORK/idle.json" \
+  --out "$OUT" --conversations "$CONVERSATIONS" --rounds "$ROUNDS" --idle-connections "$IDLE" \
+  --tokens "$TOKENS" --delay-ms "$DELAY_MS" --workers "$WORKERS" || status=$?
 exit "$status"

@@ -16,7 +16,8 @@
 # something got several times slower (or broke under load).
 #
 # Builds the release binaries it needs (api-gateway, chat-service, the
-# testkit's fake-llm and rate-load); set CI_PERF_NO_BUILD=1 to use built ones.
+# testkit's fake-llm, rate-load and bench-report); set CI_PERF_NO_BUILD=1 to use
+# built ones.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
