@@ -696,15 +696,6 @@ mod tests {
         }
     }
 
-    fn verdicts(report: &Report) -> Vec<&'static str> {
-        report
-            .summary
-            .targets
-            .iter()
-            .map(|t| t.verdict.as_str())
-            .collect()
-    }
-
     fn set_rss(runs: &mut Runs, rate: &str, process: &str, mib: u64) {
         let g = runs.figures.get_mut(&format!("gateway-{rate}")).unwrap();
         g["memory"][process]["rss_kib"] = json!(mib * 1024);
@@ -720,7 +711,10 @@ mod tests {
             ("3000", 50.0, 0.0),
         ]);
         let report = report(&s, &r, "out.json").unwrap();
-        assert_eq!(verdicts(&report), ["PASS"; 4]);
+        assert_eq!(
+            crate::target::verdicts(&report.summary.targets),
+            ["PASS"; 4]
+        );
         assert_eq!(report.summary.highest_rate_held, Some(3000.0));
         let added = report.summary.rates[1].added_ms;
         assert_eq!(added.p99, Some(1.9));
@@ -749,7 +743,10 @@ mod tests {
         set_rss(&mut r, "1000", "gateway", 65);
         set_rss(&mut r, "1000", "chat-service", 129);
         let report = report(&s, &r, "out.json").unwrap();
-        assert_eq!(verdicts(&report), ["MISS"; 4]);
+        assert_eq!(
+            crate::target::verdicts(&report.summary.targets),
+            ["MISS"; 4]
+        );
         assert_eq!(
             report.summary.highest_rate_held,
             Some(1000.0),
@@ -782,7 +779,10 @@ mod tests {
     fn unmeasured_targets_have_no_verdict() {
         let s = settings(&["200"]);
         let report = report(&s, &runs(&[("200", 150.0, 0.0)]), "out.json").unwrap();
-        assert_eq!(verdicts(&report), ["-", "-", "-", "-"]);
+        assert_eq!(
+            crate::target::verdicts(&report.summary.targets),
+            ["-", "-", "-", "-"]
+        );
         assert!(report.text.contains("figure -              -\n"));
     }
 

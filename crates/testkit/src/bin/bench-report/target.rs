@@ -123,3 +123,9 @@ mod tests {
         );
     }
 }
+
+/// The verdicts of `targets`, in order (for tests).
+#[cfg(test)]
+pub fn verdicts(targets: &[Target]) -> Vec<&'static str> {
+    targets.iter().map(|t| t.verdict.as_str()).collect()
+}

@@ -532,20 +532,14 @@ mod tests {
         report(&settings(rounds), runs, "out.json").unwrap()
     }
 
-    fn verdicts(report: &Report) -> Vec<&'static str> {
-        report
-            .summary
-            .targets
-            .iter()
-            .map(|t| t.verdict.as_str())
-            .collect()
-    }
-
     #[test]
     fn targets_pass_on_the_warm_rounds() {
         // All rounds: 200 ms p99 (over the target); rounds 2..: 60 ms.
         let r = run(3, &direct(3), &chat(3, 200.0, 60.0), &idle(Some(3174.0)));
-        assert_eq!(verdicts(&r), ["PASS", "PASS"]);
+        assert_eq!(
+            crate::target::verdicts(&r.summary.targets),
+            ["PASS", "PASS"]
+        );
         let t = &r.summary.targets;
         assert_eq!(
             t[0].name,
@@ -576,7 +570,10 @@ mod tests {
             &chat(3, 50.0, 108.5),
             &idle(Some(16.5 * 1024.0)),
         );
-        assert_eq!(verdicts(&r), ["MISS", "MISS"]);
+        assert_eq!(
+            crate::target::verdicts(&r.summary.targets),
+            ["MISS", "MISS"]
+        );
         assert_eq!(r.summary.targets[0].figure, Some(100.5));
         assert_eq!(r.summary.targets[1].figure, Some(16.5));
         assert!(r.success, "a MISS does not fail the run");
@@ -592,7 +589,10 @@ mod tests {
             &idle(Some(16.0 * 1024.0)),
         );
         assert_eq!(r.summary.targets[0].figure, Some(100.0));
-        assert_eq!(verdicts(&r), ["PASS", "PASS"]);
+        assert_eq!(
+            crate::target::verdicts(&r.summary.targets),
+            ["PASS", "PASS"]
+        );
     }
 
     #[test]
@@ -603,7 +603,7 @@ mod tests {
             r.summary.targets[0].name,
             "added TTFT p99, 10 first messages at once"
         );
-        assert_eq!(verdicts(&r), ["MISS", "-"]);
+        assert_eq!(crate::target::verdicts(&r.summary.targets), ["MISS", "-"]);
         assert!(!r.text.contains("rounds 2.."));
         assert!(r.text.contains("; per connection -\n"));
         let json = serde_json::to_value(&r.summary).unwrap();
