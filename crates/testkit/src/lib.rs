@@ -15,6 +15,7 @@ pub mod fake_llm;
 pub use fake_llm::{FakeLlm, FakeLlmConfig};
 pub mod mcp_server;
 pub use mcp_server::McpTestServer;
+pub mod procfs;
 pub mod ws;
 
 use std::path::PathBuf;

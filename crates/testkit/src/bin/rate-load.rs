@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use confab_testkit::procfs::{cpu_time, machine_busy};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
@@ -77,8 +78,6 @@ options:
 
 /// The share of failed requests a run may have and still be `ok`.
 const MAX_ERROR_RATE: f64 = 0.001;
-/// Clock ticks per second of `/proc/PID/stat` (USER_HZ, 100 on Linux).
-const USER_HZ: f64 = 100.0;
 /// How many error messages are printed (the rest are only counted).
 const ERRORS_SHOWN: usize = 5;
 
@@ -407,39 +406,6 @@ async fn send_one(shared: Arc<Shared>, scheduled: Instant, warm: bool) {
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// CPU time (user + system) of a process so far, from `/proc/PID/stat`.
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces: fields after its ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
-    let utime = fields.get(11)?.parse::<u64>().ok()?;
-    let stime = fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64((utime + stime) as f64 / USER_HZ))
-}
-
-/// CPU time all cores spent busy so far (`/proc/stat`: everything but
-/// idle and iowait).
-fn machine_busy() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest is in user).
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
-    Some(Duration::from_secs_f64(busy as f64 / USER_HZ))
-}
-
 /// Name under which [`cpu_snapshot`] reports the whole machine.
 const MACHINE: &str = "machine";
 
@@ -760,10 +726,5 @@ mod tests {
         assert_eq!(d["p999"], json!(999.0));
         assert_eq!(d["max"], json!(1000.0));
         assert_eq!(distribution(Vec::new()), Value::Null);
-    }
-
-    #[test]
-    fn cpu_time_of_self() {
-        assert!(cpu_time("self").is_some());
     }
 }

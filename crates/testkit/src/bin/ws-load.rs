@@ -235,6 +235,8 @@ struct ProcSample {
     rss_kib: u64,
     threads: u64,
     fds: u64,
+    /// CPU time (user + system) so far, ms (`/proc/PID/stat`, 10 ms ticks).
+    cpu_ms: Option<u64>,
 }
 
 impl ProcSample {
@@ -256,12 +258,16 @@ impl ProcSample {
             rss_kib: field("VmRSS:")?,
             threads: field("Threads:").unwrap_or(0),
             fds,
+            cpu_ms: confab_testkit::procfs::cpu_time(&pid.to_string())
+                .map(|d| d.as_millis() as u64),
         })
     }
 
     fn json(sample: Option<ProcSample>) -> Value {
         match sample {
-            Some(s) => json!({ "rss_kib": s.rss_kib, "threads": s.threads, "fds": s.fds }),
+            Some(s) => {
+                json!({ "rss_kib": s.rss_kib, "threads": s.threads, "fds": s.fds, "cpu_ms": s.cpu_ms })
+            }
             None => Value::Null,
         }
     }

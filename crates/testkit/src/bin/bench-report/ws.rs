@@ -95,6 +95,8 @@ pub struct Round {
     direct_ttft_ms: Pair,
     chat_ttft_ms: Pair,
     rss_kib: RoundRss,
+    /// chat-service CPU per conversation from the send to the last answer, ms.
+    cpu_ms_per_conversation: Value,
     tokens_delivered: Value,
     tokens_sent: Value,
     errors: Value,
@@ -254,8 +256,27 @@ fn round_of(d: &Value, c: &Value, settings: &Settings, out: &mut String) -> Resu
             mib(after.as_f64())
         ),
     );
+    // CPU from the go to the last answer (the handshakes are before `open`).
+    let cpu_ms = match (
+        s["open"]["cpu_ms"].as_f64(),
+        s["all_done"]["cpu_ms"].as_f64(),
+    ) {
+        (Some(a), Some(b)) if settings.conversations > 0 => {
+            let per = (b - a) / settings.conversations as f64;
+            say(
+                out,
+                format!(
+                    "           chat-service CPU from the send to the last answer: {:.0} ms, {per:.2} ms per conversation",
+                    b - a
+                ),
+            );
+            Value::from(per)
+        }
+        _ => Value::Null,
+    };
     Ok(Round {
         round: c["round"].clone(),
+        cpu_ms_per_conversation: cpu_ms,
         direct_ttft_ms: dt,
         chat_ttft_ms: ct,
         rss_kib: RoundRss {
@@ -474,6 +495,10 @@ mod tests {
     /// `ws-load chat` figures: TTFT p99 `p99` ms (warm: `warm_p99`).
     fn chat(rounds: u64, p99: f64, warm_p99: f64) -> Value {
         let round = |n: u64| {
+            // 250 ms of CPU between the go and the last answer.
+            let (mut open, mut done) = (sample(41 * 1024), sample(45 * 1024));
+            open["cpu_ms"] = json!(1000 * n);
+            done["cpu_ms"] = json!(1000 * n + 250);
             json!({
                 "round": n, "conversations": 10, "connected": 10, "connect_retries": 0,
                 "connect_errors": {}, "ramp_secs": 0.1, "wall_secs": 0.6,
@@ -482,8 +507,8 @@ mod tests {
                 "tokens_delivered": 500, "tokens_sent": 500, "token_events": 500,
                 "usage_completion_tokens": 500, "ratio": 1.0, "intact": 10, "done": 10,
                 "finish_reasons": {"stop": 10}, "errors": {}, "server_closed": 0,
-                "server": {"before": sample(40 * 1024), "open": sample(41 * 1024),
-                           "peak_rss_kib": 45 * 1024, "all_done": sample(45 * 1024),
+                "server": {"before": sample(40 * 1024), "open": open,
+                           "peak_rss_kib": 45 * 1024, "all_done": done,
                            "after_close": sample(45 * 1024 + 512)},
                 "ok": true
             })
@@ -558,6 +583,9 @@ mod tests {
         ));
         assert!(r.text.contains(
             "           RSS: before 40.0 MiB, 10 open 41.0 MiB, peak 45.0 MiB, after close 45.5 MiB\n"
+        ));
+        assert!(r.text.contains(
+            "           chat-service CPU from the send to the last answer: 250 ms, 25.00 ms per conversation\n"
         ));
         assert!(r.text.contains("result: OK\n"));
     }
