@@ -146,7 +146,10 @@ impl Connection {
                         }
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             last_activity = Instant::now();
-                            if self.on_text(&mut session, &text).await.is_err() {
+                            // Boxed: its state (session open, knowledge checks) would
+                            // otherwise sit in every idle connection's task (issue 18:
+                            // the task was 3.5 KiB, most of it this).
+                            if Box::pin(self.on_text(&mut session, &text)).await.is_err() {
                                 break Exit::Closed;
                             }
                         }
