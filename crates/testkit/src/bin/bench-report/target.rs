@@ -90,6 +90,12 @@ impl Target {
     }
 }
 
+/// The verdicts of `targets`, in order (for tests).
+#[cfg(test)]
+pub fn verdicts(targets: &[Target]) -> Vec<&'static str> {
+    targets.iter().map(|t| t.verdict.as_str()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,10 +128,4 @@ mod tests {
             "  name       target <= 2 ms  figure -        -"
         );
     }
-}
-
-/// The verdicts of `targets`, in order (for tests).
-#[cfg(test)]
-pub fn verdicts(targets: &[Target]) -> Vec<&'static str> {
-    targets.iter().map(|t| t.verdict.as_str()).collect()
 }
