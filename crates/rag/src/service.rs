@@ -196,7 +196,8 @@ impl DetailCache {
 
 /// What one trip to the database gathers for a search.
 struct Gathered {
-    /// The database version the hits are of (with the in-memory index).
+    /// The database version the hits are of (with the in-memory index, and
+    /// no write between the reads).
     version: Option<i64>,
     /// Keyword hits, best first (`None`: no keyword search).
     keyword: Option<Vec<(i64, f64)>>,
@@ -676,26 +677,7 @@ impl Rag {
         let cache = self.cache.clone();
         let found = self
             .db
-            .run(move |conn| {
-                let version = match &cache {
-                    Some(cache) => Some(sync_with(cache, conn)?),
-                    None => None,
-                };
-                let keyword = match keyword {
-                    Some(scope) => Some(db::keyword_search(conn, &terms, scope.as_deref(), n)?),
-                    None => None,
-                };
-                let models = if models {
-                    db::every_collection_model(conn)?
-                } else {
-                    Vec::new()
-                };
-                Ok::<_, RagError>(Gathered {
-                    version,
-                    keyword,
-                    models,
-                })
-            })
+            .run(move |conn| gather_with(conn, cache.as_deref(), &terms, keyword, models, n))
             .await?;
         Ok(Some(found))
     }
@@ -777,15 +759,24 @@ impl Rag {
         if missing.is_empty() {
             return Ok(found);
         }
-        let read = self
+        // Cached under the version they were read at, when no write came
+        // in between (every chunk or document write bumps the version).
+        let (read_at, read) = self
             .db
-            .run(move |conn| db::chunk_details(conn, &missing))
+            .run(move |conn| {
+                let before = db::version(conn)?;
+                let read = db::chunk_details(conn, &missing)?;
+                let unchanged = db::version(conn)? == before;
+                Ok::<_, RagError>((unchanged.then_some(before), read))
+            })
             .await?;
-        cache
-            .details
-            .lock()
-            .map_err(|_| RagError::Index("lock poisoned".into()))?
-            .put(version, &read);
+        if let Some(at) = read_at {
+            cache
+                .details
+                .lock()
+                .map_err(|_| RagError::Index("lock poisoned".into()))?
+                .put(at, &read);
+        }
         found.extend(read);
         Ok(found)
     }
@@ -842,6 +833,42 @@ impl Rag {
             }
         }
     }
+}
+
+/// The reads of [`Rag::gather`] on one connection.
+fn gather_with(
+    conn: &mut DbConnection,
+    cache: Option<&VectorCache>,
+    terms: &[QueryTerm],
+    keyword: Option<Option<Vec<String>>>,
+    models: bool,
+    n: usize,
+) -> Result<Gathered, RagError> {
+    let version = match cache {
+        Some(cache) => Some(sync_with(cache, conn)?),
+        None => None,
+    };
+    let keyword = match keyword {
+        Some(scope) => Some(db::keyword_search(conn, terms, scope.as_deref(), n)?),
+        None => None,
+    };
+    let models = if models {
+        db::every_collection_model(conn)?
+    } else {
+        Vec::new()
+    };
+    // The hits are of `version` only if no write came in between (every
+    // chunk or document write bumps it); otherwise the details cache is
+    // not used for them.
+    let version = match version {
+        Some(v) if db::version(conn)? == v => Some(v),
+        _ => None,
+    };
+    Ok(Gathered {
+        version,
+        keyword,
+        models,
+    })
 }
 
 /// Brings `cache` in step with the database on `conn`; the version it now reflects.
