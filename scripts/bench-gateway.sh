@@ -111,6 +111,9 @@ raise_nofile >/dev/null
 if [ "${BENCH_GW_NO_BUILD:-0}" != 1 ]; then
   log "building release binaries (several minutes from clean)"
   "$CARGO" build --release -p api-gateway -p chat-service -p confab-testkit --bins
+  # The freshly linked binaries (hundreds of MB) are written back to disk
+  # meanwhile otherwise, on the cores the measurement uses.
+  sync
 fi
 for b in api-gateway chat-service fake-llm rate-load bench-report; do
   [ -x "$BIN/$b" ] || die "missing $BIN/$b (build it, or unset BENCH_GW_NO_BUILD)"

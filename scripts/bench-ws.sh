@@ -71,6 +71,9 @@ log "ulimit -n $nofile"
 if [ "${BENCH_WS_NO_BUILD:-0}" != 1 ]; then
   log "building release binaries (several minutes from clean)"
   "$CARGO" build --release -p chat-service -p confab-testkit --bins
+  # The freshly linked binaries (hundreds of MB) are written back to disk
+  # meanwhile otherwise, on the cores the measurement uses.
+  sync
 fi
 for b in chat-service fake-llm ws-load bench-report; do
   [ -x "$BIN/$b" ] || die "missing $BIN/$b (build it, or unset BENCH_WS_NO_BUILD)"
