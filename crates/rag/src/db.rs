@@ -129,21 +129,6 @@ pub(crate) fn collection_dimensions(
         .map(|d| d as usize))
 }
 
-/// Name, embedding model and dimension of every collection that is not a
-/// knowledge base (those track their model themselves).
-pub(crate) fn collection_models(
-    conn: &mut DbConnection,
-) -> Result<Vec<(String, String, i32)>, RagError> {
-    Ok(rag_collections::table
-        .filter(rag_collections::knowledge_base_id.is_null())
-        .select((
-            rag_collections::name,
-            rag_collections::embedding_model,
-            rag_collections::dimensions,
-        ))
-        .load(conn)?)
-}
-
 /// A collection's embedding model.
 #[derive(Debug, Clone, Queryable)]
 pub(crate) struct CollectionModel {

@@ -317,10 +317,11 @@ impl Rag {
             self.config.embedding_model.clone(),
             self.embedder.dimensions() as i32,
         );
-        let all = self.db.run(db::collection_models).await?;
+        let all = self.db.run(db::every_collection_model).await?;
         Ok(all
             .into_iter()
-            .filter(|(_, m, d)| *m != model || *d != dims)
+            .filter(|c| !c.knowledge_base && (c.model != model || c.dimensions != dims))
+            .map(|c| (c.name, c.model, c.dimensions))
             .collect())
     }
 
@@ -399,9 +400,10 @@ impl Rag {
                     });
                 }
                 // And another model of the same dimension: its vectors are from another space.
-                if let Some((_, m, _)) = db::collection_models(conn)?
+                if let Some(m) = db::every_collection_model(conn)?
                     .into_iter()
-                    .find(|(name, _, _)| *name == c)
+                    .find(|m| !m.knowledge_base && m.name == c)
+                    .map(|m| m.model)
                     && m != model_name
                 {
                     return Err(RagError::ModelMismatch {
@@ -595,8 +597,10 @@ impl Rag {
             SearchMode::Vector => None,
             SearchMode::Hybrid | SearchMode::Keyword => Some(scope.clone()),
         };
+        // Keyword search alone compares no vectors: no models to check.
+        let models = options.mode != SearchMode::Keyword;
         let Some(found) = self
-            .gather(query, keyword_scope, true, options.top_k)
+            .gather(query, keyword_scope, models, options.top_k)
             .await?
         else {
             return Ok(Vec::new());
